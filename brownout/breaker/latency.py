@@ -1,0 +1,45 @@
+"""Local, lock-free latency histograms that the telemetry bridge exports at collect time.
+
+Recording an OpenTelemetry histogram measurement costs ~10 µs in SDK 1.45 on a small
+machine; a bisect and two list updates cost well under 100 ns. The bucket boundaries are
+OpenTelemetry's semantic-convention boundaries for durations in seconds.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+DURATION_BOUNDARIES: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+
+
+class LatencyHistogram:
+    """Per-bucket counts and sums; the sums make exact bucket means (and totals) exportable."""
+
+    __slots__ = ("counts", "sums")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BOUNDARIES) + 1)
+        self.sums = [0.0] * (len(DURATION_BOUNDARIES) + 1)
+
+    def record(self, seconds: float) -> None:
+        index = bisect_left(DURATION_BOUNDARIES, seconds)
+        self.counts[index] += 1
+        self.sums[index] += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+
+class OperationStats:
+    """Latency of one operation of one breaker (``GET``, ``SELECT``, ``PutObject``...), by
+    outcome. Outcome values index ``by_outcome``; ``REJECTED`` calls have no duration."""
+
+    __slots__ = ("by_outcome", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        # SUCCESS, FAILURE, SLOW, (REJECTED unused), IGNORED
+        self.by_outcome = tuple(LatencyHistogram() for _ in range(5))

@@ -1,0 +1,1 @@
+"""The retail API, one router per area."""
