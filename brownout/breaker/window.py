@@ -2,6 +2,11 @@
 
 Both windows keep running totals, so reading a rate never walks the buckets, and both
 use fixed-size storage: memory does not grow with traffic or with the length of an outage.
+
+Calls are added without a lock. A time window therefore never subtracts an expired
+bucket from its totals: it recomputes them from the buckets at each rotation, so a race
+between threads can at worst miscount a call until the next rotation, never leave the
+totals drifting or negative.
 """
 
 from __future__ import annotations
@@ -82,17 +87,20 @@ class TimeWindow:
             self.clear()
             self._bucket_end = (now // width + 1) * width
             return
+        calls, failures, slow = self._bucket_calls, self._bucket_failures, self._bucket_slow
         while now >= self._bucket_end:
             index = self._index = (self._index + 1) % self._size
-            self.calls -= self._bucket_calls[index]
-            self.failures -= self._bucket_failures[index]
-            self.slow -= self._bucket_slow[index]
-            self._bucket_calls[index] = self._bucket_failures[index] = self._bucket_slow[index] = 0
+            calls[index] = failures[index] = slow[index] = 0
             self._bucket_end += width
+        self.calls = sum(calls)
+        self.failures = sum(failures)
+        self.slow = sum(slow)
 
     def clear(self) -> None:
-        for bucket in (self._bucket_calls, self._bucket_failures, self._bucket_slow):
-            bucket[:] = [0] * self._size
+        size = self._size
+        self._bucket_calls = [0] * size
+        self._bucket_failures = [0] * size
+        self._bucket_slow = [0] * size
         self.calls = self.failures = self.slow = 0
 
 

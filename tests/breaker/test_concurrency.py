@@ -28,6 +28,7 @@ from brownout import (
     Outcome,
     Transition,
 )
+from brownout.breaker.window import TimeWindow
 from brownout.testing import FakeClock, FixedRandom
 
 THREADS = 64
@@ -504,3 +505,19 @@ def test_a_success_from_the_closed_period_never_swallows_a_half_open_probe() -> 
         for worker in workers:
             worker.join()
     assert probes > 0
+
+
+def test_a_time_window_heals_a_count_lost_to_a_race_at_its_next_rotation() -> None:
+    # Calls are added without a lock, so another thread can land between the write to a
+    # bucket and the write to the running total. Emulate the total missing that call.
+    window = TimeWindow(size=4, bucket_seconds=1.0)
+    window.add(0.5, failed=True, slow=False)
+    window.add(0.6, failed=False, slow=True)
+    window.calls -= 1
+    window.failures -= 1
+
+    window.refresh(1.0)
+    assert (window.calls, window.failures, window.slow) == (2, 1, 1)
+
+    window.refresh(4.0)  # the first bucket ages out
+    assert (window.calls, window.failures, window.slow) == (0, 0, 0)
