@@ -162,7 +162,8 @@ class Breaker:
         # path: they are only counted in `_pending`, and folded into the window before the
         # next failure, slow call or bucket rotation, which is exact because they all
         # happened in the current bucket. `_fast_until` is the current bucket's end while
-        # closed and -inf otherwise, so one comparison rules the fast path in or out.
+        # closed and -inf otherwise, so one comparison rules the fast path in or out. A
+        # breaker that judges results (`failure_result`) never takes it.
         self._pending = 0
         self._fast_until = float("-inf")
         self._generation = 0
@@ -325,7 +326,7 @@ class Breaker:
         if now >= self._fast_until or duration >= self._slow_seconds or permit != self._generation:
             self._complete(permit, now, duration, False, operation, None)
             return
-        histogram = (operation or self._default_operation).by_outcome[0]
+        histogram = (operation or self._default_operation).success
         index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
         histogram.counts[index] += 1
         histogram.sums[index] += duration
@@ -417,7 +418,11 @@ class Breaker:
         # the state, and re-arming the fast path then would let a half-open probe's
         # success pass as a closed-breaker success.
         with self._lock:
-            if permit == self._generation and self._state is _CLOSED:
+            if (
+                permit == self._generation
+                and self._state is _CLOSED
+                and self.config.failure_result is None
+            ):
                 self._fast_until = until
 
     def _trip_reason(self) -> str | None:
@@ -559,6 +564,75 @@ class Breaker:
         with self._lock:
             self._listeners = tuple(item for item in self._listeners if item != listener)
 
+    # -- running one call ----------------------------------------------------------------
+
+    def run(
+        self,
+        func: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        operation: OperationStats | None = None,
+    ) -> R:
+        """Call ``func(*args, **kwargs)`` under this breaker and return its result: the
+        permission API in one call, for instrumentation wrappers, which get the arguments
+        already packed. Raises :class:`CircuitOpenError` when the call is not admitted."""
+        permit = self._generation if self._passthrough else self._acquire_slow()
+        clock = self.clock
+        started = clock()
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as error:
+            self.on_error(permit, started, error, operation)
+            raise
+        now = clock()
+        duration = now - started
+        if now < self._fast_until and duration < self._slow_seconds and permit == self._generation:
+            histogram = (operation or self._default_operation).success
+            index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
+            histogram.counts[index] += 1
+            histogram.sums[index] += duration
+            self._pending += 1
+        else:
+            self._finish(permit, now, duration, result, operation or self._default_operation)
+        return result
+
+    async def run_async(
+        self,
+        func: Callable[..., Awaitable[R]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        operation: OperationStats | None = None,
+    ) -> R:
+        """:meth:`run` for a coroutine function: awaits ``func(*args, **kwargs)``."""
+        permit = self._generation if self._passthrough else self._acquire_slow()
+        clock = self.clock
+        started = clock()
+        try:
+            result = await func(*args, **kwargs)
+        except BaseException as error:
+            self.on_error(permit, started, error, operation)
+            raise
+        self._succeeded(permit, started, clock(), result, operation)
+        return result
+
+    def _succeeded(
+        self,
+        permit: int,
+        started: float,
+        now: float,
+        result: object,
+        operation: OperationStats | None,
+    ) -> None:
+        duration = now - started
+        if now < self._fast_until and duration < self._slow_seconds and permit == self._generation:
+            histogram = (operation or self._default_operation).success
+            index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
+            histogram.counts[index] += 1
+            histogram.sums[index] += duration
+            self._pending += 1
+        else:
+            self._finish(permit, now, duration, result, operation or self._default_operation)
+
     # -- decorator -----------------------------------------------------------------------
 
     @overload
@@ -576,7 +650,6 @@ class Breaker:
             )
         breaker = self
         clock = self.clock
-        failure_result = self.config.failure_result
         slow_seconds = self._slow_seconds
         operation = self.operation(getattr(func, "__qualname__", None) or "call")
         success = operation.by_outcome[0]
@@ -601,7 +674,6 @@ class Breaker:
                     now < breaker._fast_until
                     and duration < slow_seconds
                     and permit == breaker._generation
-                    and failure_result is None
                 ):
                     index = (
                         0
@@ -632,7 +704,6 @@ class Breaker:
                 now < breaker._fast_until
                 and duration < slow_seconds
                 and permit == breaker._generation
-                and failure_result is None
             ):
                 index = (
                     0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)

@@ -37,7 +37,6 @@ from botocore.exceptions import (  # type: ignore[import-untyped]
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from brownout.breaker import Breaker, CircuitOpenError
-from brownout.instrumentation import guard
 from brownout.instrumentation.base import BreakerInstrumentor
 from brownout.instrumentation.options import InstrumentationOptions
 from brownout.instrumentation.targets import redact_url
@@ -169,7 +168,7 @@ class BotocoreBreakerInstrumentor(BreakerInstrumentor):
     ) -> Any:
         breaker = self._breaker_for(instance)
         operation = breaker.operation(_operation_name(args, kwargs))
-        return guard.call(breaker, operation, wrapped, args, kwargs)
+        return breaker.run(wrapped, args, kwargs, operation)
 
     def _guard_async(
         self,
@@ -180,7 +179,7 @@ class BotocoreBreakerInstrumentor(BreakerInstrumentor):
     ) -> Awaitable[Any]:
         breaker = self._breaker_for(instance)
         operation = breaker.operation(_operation_name(args, kwargs))
-        return guard.call_async(breaker, operation, wrapped, args, kwargs)
+        return breaker.run_async(wrapped, args, kwargs, operation)
 
     def _breaker_for(self, client: Any) -> Breaker:
         # A client's service, endpoint and region are fixed when it is created, so each

@@ -40,7 +40,6 @@ from sqlalchemy.engine import URL, Engine
 
 from brownout.breaker import Breaker, BreakerState, CircuitOpenError, OperationStats
 from brownout.instrumentation.base import BreakerInstrumentor
-from brownout.instrumentation.guard import call
 from brownout.instrumentation.options import InstrumentationOptions
 from brownout.instrumentation.wrapping import is_wrapped, unwrap, wrap
 
@@ -326,7 +325,7 @@ def _statement_wrapper(binding: _Binding) -> Callable[..., Any]:
         operation = statements.get(statement) if type(statement) is str else None
         if operation is None:
             operation = binding.operation(statement)
-        return call(breaker, operation, wrapped, args, kwargs)
+        return breaker.run(wrapped, args, kwargs, operation)
 
     return execute
 

@@ -11,6 +11,11 @@ function (a method on a class, or a module function) the wrapper is installed as
 function, not a wrapt proxy: wrapt builds a bound proxy on every attribute access, which
 costs ~0.6 µs per call on a small machine, a large share of a local redis round trip.
 Anything else (instance attributes, descriptors) gets a wrapt ``FunctionWrapper``.
+
+The hottest path (a redis command) goes one step further with ``wrap_method``: the
+instrumentation builds the replacing function itself around the original, so a call pays
+no adapter frame and no bound method. Around a real local redis round trip each of those
+costs ~0.2 µs, several times its cost in a tight loop.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ _Proxy: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
 _MARK = "__brownout_guard__"
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+MethodFactory = Callable[[Callable[..., Any]], Callable[..., Any]]
+"""Given a method's original function, the function to call instead: it takes ``self``
+first, like the original, and calls ``original(self, ...)`` itself."""
 
 
 class BreakerWrapper(wrapt.FunctionWrapper[Any, Any]):
@@ -86,6 +94,47 @@ def _plain(original: types.FunctionType, wrapper: Wrapper, method: bool) -> Any:
 
 def wrap(owner: object, attribute: str, wrapper: Wrapper) -> None:
     """Wrap ``owner.attribute`` with ``wrapper`` beneath any existing wrapt proxies."""
+
+    def build(node: Any) -> Any:
+        if isinstance(node, types.FunctionType) and isinstance(owner, (type, types.ModuleType)):
+            return _plain(node, wrapper, method=isinstance(owner, type))
+        return BreakerWrapper(node, wrapper)
+
+    _install(owner, attribute, build)
+
+
+def wrap_method(owner: object, attribute: str, factory: MethodFactory) -> None:
+    """Replace the method ``owner.attribute`` (on a class, or bound on an instance) with
+    ``factory(original)``, beneath any existing wrapt proxies."""
+
+    def build(node: Any) -> Any:
+        if isinstance(node, types.FunctionType) and isinstance(owner, type):
+            return _marked(node, factory)
+        if isinstance(node, types.MethodType) and isinstance(node.__func__, types.FunctionType):
+            return types.MethodType(_marked(node.__func__, factory), node.__self__)
+        return BreakerWrapper(node, _adapter(factory))  # not a plain method: the slow way
+
+    _install(owner, attribute, build)
+
+
+def _marked(original: types.FunctionType, factory: MethodFactory) -> Any:
+    replacement = functools.wraps(original)(factory(original))
+    setattr(replacement, _MARK, True)
+    return replacement
+
+
+def _adapter(factory: MethodFactory) -> Wrapper:
+    def adapt(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        return factory(lambda _self, *args, **kwargs: wrapped(*args, **kwargs))(
+            instance, *args, **kwargs
+        )
+
+    return adapt
+
+
+def _install(owner: object, attribute: str, build: Callable[[Any], Any]) -> None:
     parent: Any = None
     node = _raw(owner, attribute)
     while isinstance(node, _Proxy):
@@ -94,10 +143,7 @@ def wrap(owner: object, attribute: str, wrapper: Wrapper) -> None:
         parent, node = node, node.__wrapped__
     if _is_ours(node):
         return  # already ours somewhere in the chain
-    if isinstance(node, types.FunctionType) and isinstance(owner, (type, types.ModuleType)):
-        ours = _plain(node, wrapper, method=isinstance(owner, type))
-    else:
-        ours = BreakerWrapper(node, wrapper)
+    ours = build(node)
     if parent is None:
         setattr(owner, attribute, ours)
     else:
@@ -111,6 +157,8 @@ def unwrap(owner: object, attribute: str) -> None:
     while True:
         if _is_ours(node):
             inner = node.__wrapped__
+            if isinstance(node, types.MethodType):  # a bound replacement: rebind the original
+                inner = types.MethodType(inner, node.__self__)
             if parent is None:
                 setattr(owner, attribute, inner)
             else:
