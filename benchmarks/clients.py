@@ -2,28 +2,30 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/clients.py           # full run, about a minute and a half
+    .venv/bin/python benchmarks/clients.py           # full run, about a minute
     .venv/bin/python benchmarks/clients.py --quick   # smoke run, a few seconds
 
 Each case is one real call against a local server: a redis ``GET`` against a private
 ``redis-server``, a SQLAlchemy ``SELECT 1`` (connect from the pool, execute, return) on a
-SQLite file. Samples alternate plain and instrumented (instrumenting and uninstrumenting
-between samples, so both run against the same server, connection and cache state); each
-side reports its median sample in µs per call, and "added" is the median of the paired
-differences (each instrumented sample minus the plain sample next to it), as a share of the
-plain call: on a shared machine a round trip's noise is several times the instrumentation's
-cost, and many short paired samples cancel most of it. Target: the redis GET costs at
-most 2% more instrumented.
+SQLite file. Both sides live side by side in one process: the instrumented client goes
+through the breakers, the plain one is an instance of a subclass that pins the original,
+unwrapped methods. Every round calls the plain side twice and the instrumented side once,
+in a random order, and times each call on its own; "added" is the median over rounds of
+(instrumented - plain), and "A/A" the same median between the two plain calls, which shows
+the noise floor of the method (it should be ~0). A round trip varies by several µs from one
+call to the next, and drifts from one second to the next; pairing calls made microseconds
+apart cancels both. Target: the redis GET costs at most 2% more instrumented.
 
-Adding a case: write a function returning a :class:`Case` (``call`` runs one client call;
-``instrument`` / ``uninstrument`` switch the breakers on and off; ``close`` releases the
-server) and append it to ``CASES``.
+Adding a case: write a function returning a :class:`Case` (``plain`` and ``instrumented``
+each run one client call; ``close`` undoes the instrumentation and releases the server)
+and append it to ``CASES``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import random
 import shutil
 import socket
 import statistics
@@ -32,31 +34,29 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import sqlalchemy
+import wrapt
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from brownout.breaker import BreakerRegistry
 from brownout.instrumentation.redis import RedisBreakerInstrumentor
 from brownout.instrumentation.sqlalchemy import SQLAlchemyBreakerInstrumentor
-from brownout.instrumentation.wrapping import unwrap, wrap
 
 
 @dataclass
 class Case:
     name: str
-    call: Callable[[], object]
-    instrument: Callable[[], None]
-    uninstrument: Callable[[], None]
+    plain: Callable[[], object]
+    instrumented: Callable[[], object]
     close: Callable[[], None] = lambda: None
     target_percent: float | None = None
     """The most the instrumentation may add, as a share of the plain call."""
-    iterations_scale: int = 1
-    """Calls per sample relative to the others (in-process cases are ~50x shorter)."""
 
 
 @dataclass
@@ -64,12 +64,9 @@ class Result:
     name: str
     plain_us: float
     instrumented_us: float
+    added_us: float
+    noise_us: float
     target_percent: float | None
-    samples: list[tuple[float, float]] = field(default_factory=list)
-
-    @property
-    def added_us(self) -> float:
-        return statistics.median(instrumented - plain for plain, instrumented in self.samples)
 
     @property
     def added_percent(self) -> float:
@@ -86,24 +83,11 @@ def _free_port() -> int:
         return port
 
 
-def _passthrough(
-    wrapped: Callable[..., object],
-    instance: object,
-    args: tuple[object, ...],
-    kwargs: dict[str, object],
-) -> object:
-    return wrapped(*args, **kwargs)
+class _PlainRedis(redis.Redis):
+    """redis.Redis with the methods the instrumentation replaces pinned to the originals
+    (captured at import, before anything is instrumented)."""
 
-
-def redis_get_wrapt_only() -> Case:
-    """Reference: the same GET under a do-nothing wrapt wrapper, the floor any wrapt-based
-    instrumentation (ours, OpenTelemetry's) starts from."""
-    case = redis_get()
-    case.name = "redis GET, do-nothing wrapt wrapper (reference)"
-    case.instrument = lambda: wrap(redis.Redis, "execute_command", _passthrough)
-    case.uninstrument = lambda: unwrap(redis.Redis, "execute_command")
-    case.target_percent = None
-    return case
+    execute_command = vars(redis.Redis)["execute_command"]
 
 
 class _AnsweringRedis(redis.Redis):
@@ -114,81 +98,139 @@ class _AnsweringRedis(redis.Redis):
         return b"value"
 
 
-def redis_get_in_process() -> Case:
-    client = _AnsweringRedis()
+class _PlainAnsweringRedis(_AnsweringRedis):
+    execute_command = vars(redis.Redis)["execute_command"]
+
+
+def _passthrough(
+    wrapped: Callable[..., object], instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> object:
+    return wrapped(*args, **kwargs)
+
+
+class _WraptRedis(redis.Redis):
+    """The floor of any wrapt-based instrumentation (OpenTelemetry's included): a wrapt
+    proxy that only calls through."""
+
+    execute_command = wrapt.FunctionWrapper(vars(redis.Redis)["execute_command"], _passthrough)
+
+
+class _RedisServer:
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed")
+        self.port = _free_port()
+        self.workdir = tempfile.mkdtemp(prefix="brownout-bench-redis-")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.workdir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = self.client(redis.Redis)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.set("bench:key", "value")
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def client(self, kind: type[redis.Redis]) -> redis.Redis:
+        return kind(port=self.port, retry=Retry(NoBackoff(), 0))
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _instrumented_redis() -> Callable[[], None]:
     instrumentor = RedisBreakerInstrumentor()
-    registry = BreakerRegistry()
-    return Case(
-        name="redis GET, in process (round trip stubbed)",
-        call=lambda: client.get("bench:key"),
-        instrument=lambda: instrumentor.instrument(registry=registry, skip_dep_check=True),
-        uninstrument=instrumentor.uninstrument,
-        iterations_scale=50,
-    )
+    instrumentor.instrument(registry=BreakerRegistry(), skip_dep_check=True)
+    return instrumentor.uninstrument
 
 
 def redis_get() -> Case:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="brownout-bench-redis-")
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    client = redis.Redis(port=port, retry=Retry(NoBackoff(), 0))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.set("bench:key", "value")
-            break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    instrumentor = RedisBreakerInstrumentor()
-    registry = BreakerRegistry()
+    server = _RedisServer()
+    plain, instrumented = server.client(_PlainRedis), server.client(redis.Redis)
+    uninstrument = _instrumented_redis()
 
     def close() -> None:
-        client.close()
-        server.kill()
-        server.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        uninstrument()
+        plain.close()
+        instrumented.close()
+        server.close()
 
     return Case(
         name="redis GET, private redis-server",
-        call=lambda: client.get("bench:key"),
-        instrument=lambda: instrumentor.instrument(registry=registry, skip_dep_check=True),
-        uninstrument=instrumentor.uninstrument,
+        plain=lambda: plain.get("bench:key"),
+        instrumented=lambda: instrumented.get("bench:key"),
         close=close,
         target_percent=2.0,
     )
 
 
+def redis_get_wrapt_only() -> Case:
+    """Reference: the same GET under a do-nothing wrapt wrapper."""
+    server = _RedisServer()
+    plain, wrapped = server.client(_PlainRedis), server.client(_WraptRedis)
+
+    def close() -> None:
+        plain.close()
+        wrapped.close()
+        server.close()
+
+    return Case(
+        name="redis GET, do-nothing wrapt wrapper (reference)",
+        plain=lambda: plain.get("bench:key"),
+        instrumented=lambda: wrapped.get("bench:key"),
+        close=close,
+    )
+
+
+def redis_get_in_process() -> Case:
+    plain, instrumented = _PlainAnsweringRedis(), _AnsweringRedis()
+    uninstrument = _instrumented_redis()
+    return Case(
+        name="redis GET, in process (round trip stubbed)",
+        plain=lambda: plain.get("bench:key"),
+        instrumented=lambda: instrumented.get("bench:key"),
+        close=uninstrument,
+    )
+
+
 def sqlalchemy_select_one() -> Case:
     workdir = Path(tempfile.mkdtemp(prefix="brownout-bench-sqlite-"))
-    engine = sqlalchemy.create_engine(f"sqlite:///{workdir / 'bench.db'}")
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    plain_engine, engine = sqlalchemy.create_engine(url), sqlalchemy.create_engine(url)
     statement = sqlalchemy.text("SELECT 1")
     instrumentor = SQLAlchemyBreakerInstrumentor()
-    registry = BreakerRegistry()
+    # Instrumenting an engine also wraps Engine.raw_connection for every engine; the
+    # plain engine's class pins the original.
+    plain_engine.__class__ = type(
+        "PlainEngine", (type(plain_engine),), {"raw_connection": type(engine).raw_connection}
+    )
+    instrumentor.instrument_engine(engine, registry=BreakerRegistry())
 
-    def call() -> object:
-        with engine.connect() as connection:
+    def select_one(on: sqlalchemy.Engine) -> object:
+        with on.connect() as connection:
             return connection.execute(statement).scalar()
 
     def close() -> None:
+        instrumentor.uninstrument_engine(engine)
+        plain_engine.dispose()
         engine.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    call()
     return Case(
         name="SQLAlchemy connect + SELECT 1, SQLite file",
-        call=call,
-        instrument=lambda: instrumentor.instrument_engine(engine, registry=registry),
-        uninstrument=lambda: instrumentor.uninstrument_engine(engine),
+        plain=lambda: select_one(plain_engine),
+        instrumented=lambda: select_one(engine),
         close=close,
     )
 
@@ -204,61 +246,54 @@ CASES: list[Callable[[], Case]] = [
 # -- measuring ---------------------------------------------------------------------------
 
 
-def _sample(call: Callable[[], object], iterations: int) -> float:
-    """µs per call over one sample, the collector off so it cannot land in one side only."""
-    gc.collect()
-    gc.disable()
-    try:
-        started = time.perf_counter_ns()
-        for _ in range(iterations):
+def measure(case: Case, rounds: int, seed: int = 0) -> Result:
+    sides = (case.plain, case.plain, case.instrumented)
+    for _ in range(max(rounds // 20, 100)):  # warm up every side
+        for call in sides:
             call()
-        return (time.perf_counter_ns() - started) / iterations / 1000
+    timings: list[list[int]] = [[0] * rounds for _ in sides]
+    order = [0, 1, 2]
+    shuffle = random.Random(seed).shuffle
+    clock = time.perf_counter_ns
+    gc.collect()
+    gc.disable()  # a collection would land on one side of one round
+    try:
+        for round_ in range(rounds):
+            shuffle(order)
+            for side in order:
+                call = sides[side]
+                started = clock()
+                call()
+                timings[side][round_] = clock() - started
     finally:
         gc.enable()
+    plain, again, instrumented = timings
 
+    def median_difference(a: list[int], b: list[int]) -> float:
+        return statistics.median(x - y for x, y in zip(a, b, strict=True)) / 1000
 
-def measure(case: Case, repeats: int, iterations: int) -> Result:
-    iterations *= case.iterations_scale
-    for _ in range(iterations // 10 + 1):  # warm up both paths
-        case.call()
-    case.instrument()
-    for _ in range(iterations // 10 + 1):
-        case.call()
-    case.uninstrument()
-    samples = []
-    for repeat in range(repeats):
-        # Alternate which side goes first, so a drift in load favours neither.
-        if repeat % 2:
-            case.instrument()
-            instrumented = _sample(case.call, iterations)
-            case.uninstrument()
-            plain = _sample(case.call, iterations)
-        else:
-            plain = _sample(case.call, iterations)
-            case.instrument()
-            instrumented = _sample(case.call, iterations)
-            case.uninstrument()
-        samples.append((plain, instrumented))
     return Result(
-        case.name,
-        statistics.median(plain for plain, _ in samples),
-        statistics.median(instrumented for _, instrumented in samples),
-        case.target_percent,
-        samples,
+        name=case.name,
+        plain_us=statistics.median(plain) / 1000,
+        instrumented_us=statistics.median(instrumented) / 1000,
+        added_us=median_difference(instrumented, plain),
+        noise_us=median_difference(again, plain),
+        target_percent=case.target_percent,
     )
 
 
 def table(results: list[Result]) -> str:
     header = (
-        f"| {'case':<50} | plain µs | instrumented µs | added µs | added % | target |\n"
-        f"|{'-' * 52}|---------:|----------------:|---------:|--------:|-------:|"
+        f"| {'case':<50} | plain µs | instrumented µs | added µs | added % | A/A µs | target |\n"
+        f"|{'-' * 52}|---------:|----------------:|---------:|--------:|-------:|-------:|"
     )
     rows = []
     for result in results:
         target = "" if result.target_percent is None else f"≤ {result.target_percent:g}%"
         rows.append(
-            f"| {result.name:<50} | {result.plain_us:8.1f} | {result.instrumented_us:15.1f} "
-            f"| {result.added_us:8.2f} | {result.added_percent:6.2f}% | {target:>6} |"
+            f"| {result.name:<50} | {result.plain_us:8.2f} | {result.instrumented_us:15.2f} "
+            f"| {result.added_us:8.2f} | {result.added_percent:6.2f}% "
+            f"| {result.noise_us:+6.2f} | {target:>6} |"
         )
     return "\n".join([header, *rows])
 
@@ -266,19 +301,17 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--repeats", type=int, default=None, help="samples per side")
-    parser.add_argument("--iterations", type=int, default=None, help="calls per sample")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per case")
     args = parser.parse_args(argv)
-    repeats = args.repeats or (10 if args.quick else 200)
-    iterations = args.iterations or (100 if args.quick else 300)
+    rounds = args.rounds or (2_000 if args.quick else 40_000)
     results = []
     for make in CASES:
         case = make()
         try:
-            results.append(measure(case, repeats, iterations))
+            results.append(measure(case, rounds))
         finally:
             case.close()
-    print(f"Python {sys.version.split()[0]}, {repeats} samples x {iterations} calls per side")
+    print(f"Python {sys.version.split()[0]}, {rounds} rounds per case")
     print(table(results))
     by_name = {result.name: result for result in results}
     stubbed = by_name.get("redis GET, in process (round trip stubbed)")

@@ -112,7 +112,7 @@ def wrap_method(owner: object, attribute: str, factory: MethodFactory) -> None:
             return _marked(node, factory)
         if isinstance(node, types.MethodType) and isinstance(node.__func__, types.FunctionType):
             return types.MethodType(_marked(node.__func__, factory), node.__self__)
-        return BreakerWrapper(node, _adapter(factory))  # not a plain method: the slow way
+        return BreakerWrapper(node, _adapter(factory, owner))  # not a plain method: the slow way
 
     _install(owner, attribute, build)
 
@@ -123,13 +123,16 @@ def _marked(original: types.FunctionType, factory: MethodFactory) -> Any:
     return replacement
 
 
-def _adapter(factory: MethodFactory) -> Wrapper:
+def _adapter(factory: MethodFactory, owner: object) -> Wrapper:
+    # An instance attribute that is not a bound method is called unbound: its owner is
+    # the instance the replacement must see.
+    default = None if isinstance(owner, type) else owner
+
     def adapt(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        return factory(lambda _self, *args, **kwargs: wrapped(*args, **kwargs))(
-            instance, *args, **kwargs
-        )
+        replacement = factory(lambda _self, *args, **kwargs: wrapped(*args, **kwargs))
+        return replacement(default if instance is None else instance, *args, **kwargs)
 
     return adapt
 
