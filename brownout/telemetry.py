@@ -105,7 +105,10 @@ class BreakerMetrics:
         return [
             Observation(count, _labels(breaker, **{"from": before.value, "to": after.value}))
             for breaker in self.registry
-            for (before, after), count in breaker.transition_counts().items()
+            for (before, after), count in {
+                **_TRAFFIC_TRANSITIONS,
+                **breaker.transition_counts(),
+            }.items()
         ]
 
     def export_durations(self, deadline: float | None = None) -> int:
@@ -150,6 +153,19 @@ class BreakerMetrics:
                         if deadline is not None and time.monotonic() >= deadline:
                             return replayed
         return replayed
+
+
+# The transitions traffic drives, reported at 0 from creation: Prometheus' increase() needs
+# a sample before the first increment, or the first outage of every breaker goes unseen.
+_TRAFFIC_TRANSITIONS: dict[tuple[BreakerState, BreakerState], int] = dict.fromkeys(
+    (
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+        (BreakerState.HALF_OPEN, BreakerState.OPEN),
+    ),
+    0,
+)
 
 
 def _labels(breaker: Breaker, **extra: str) -> dict[str, str]:

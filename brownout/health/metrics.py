@@ -75,5 +75,12 @@ class HealthMetrics:
     def _observe_transitions(self, options: CallbackOptions) -> Iterable[Observation]:
         return [
             Observation(count, {"from": old.label, "to": new.label})
-            for (old, new), count in self._transitions().items()
+            for (old, new), count in {**_EVERY_TRANSITION, **self._transitions()}.items()
         ]
+
+
+# Every level change, reported at 0 from startup: Prometheus' increase() needs a sample
+# before the first increment, or the first OPTIMAL -> DEGRADED goes unseen.
+_EVERY_TRANSITION: dict[tuple[Level, Level], int] = {
+    (old, new): 0 for old in Level for new in Level if old is not new
+}

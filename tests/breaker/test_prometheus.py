@@ -77,6 +77,11 @@ def test_names_labels_and_values(prometheus: tuple[CollectorRegistry, MeterProvi
     # Transitions.
     assert value(samples, "brownout_breaker_transitions_total", **db_labels,
                  **{"from": "closed", "to": "open"}) == 1  # fmt: skip
+    # The transitions traffic drives exist at 0 from creation, so increase() sees the first.
+    for before, after in (("closed", "open"), ("open", "half_open"), ("half_open", "closed"),
+                          ("half_open", "open")):  # fmt: skip
+        assert value(samples, "brownout_breaker_transitions_total", **s3_labels,
+                     **{"from": before, "to": after}) == 0  # fmt: skip
     # Duration histogram in seconds: exact counts per bucket and exact sums.
     histogram = "brownout_dependency_duration_seconds"
     ok = {**db_labels, "operation": query.__qualname__, "outcome": "success"}

@@ -42,7 +42,7 @@ MACROS = {"__rate_interval": "4s", "__interval": "1s", "__interval_ms": "1000"}
 # earlier 0 sample and rate()/increase() never see that increment (the first outage of
 # each breaker, the first OPTIMAL -> DEGRADED). Set to True once the producers report them
 # at 0 from startup; every_transition_shows_in_its_panel then holds them to it.
-TRANSITION_COUNTERS_START_AT_ZERO = False
+TRANSITION_COUNTERS_START_AT_ZERO = True
 TRANSITION_COUNTERS = ("brownout_breaker_transitions_total", "brownout_level_transitions_total")
 
 

@@ -141,6 +141,9 @@ def test_health_metrics(clock: FakeClock, registry: BreakerRegistry) -> None:
         assert score > 99
         transition = frozenset({("from", "optimal"), ("to", "limited")})
         assert found[("brownout.level.transitions", transition)] == 1
+        # Every other level change is there at 0, so increase() will see its first.
+        level_changes = {key for key in found if key[0] == "brownout.level.transitions"}
+        assert len(level_changes) == 5 * 4
         assert found[("brownout.recovery.duration", frozenset({("component", "cache")}))] == 1
         (duration,) = aggregator.outage_durations("cache")
         assert duration == pytest.approx(12, abs=0.01)
