@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   # This machine's pip config names local mirrors that may be absent; their warnings are noise.
   .venv/bin/python -m pip install --quiet --upgrade pip 2> >(grep -v "^WARNING: Location" >&2)
   .venv/bin/python -m pip install --quiet \
-    -e ".[redis,sqlalchemy,boto3,openai,prometheus,test,dev,bench]" \
+    -e ".[redis,sqlalchemy,boto3,aiobotocore,openai,prometheus,test,dev,bench]" \
     2> >(grep -v "^WARNING: Location" >&2)
   touch "$stamp"
 fi

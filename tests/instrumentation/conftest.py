@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from brownout import BreakerRegistry
 from brownout.testing import FakeClock, FixedRandom
 from tests.instrumentation.faultproxy import FaultProxy
+from tests.servers import free_port
 
 ProxyFactory = Callable[[str, int], FaultProxy]
 
@@ -33,3 +35,16 @@ def fault_proxy() -> Iterator[ProxyFactory]:
 def registry(clock: FakeClock) -> BreakerRegistry:
     """Breakers on the fake clock, without jitter; modules may define their own."""
     return BreakerRegistry(clock=clock, random_source=FixedRandom(0.5))
+
+
+@pytest.fixture(scope="session")
+def moto_port() -> Iterator[int]:
+    """moto in server mode: a real HTTP endpoint serving S3, SQS and the rest."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield port
+    server.stop()

@@ -41,7 +41,6 @@ from brownout.instrumentation.botocore import (
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.testing import FakeClock
 from tests.instrumentation.faultproxy import FaultProxy
-from tests.servers import free_port
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -49,18 +48,6 @@ ORIGINAL_MAKE_API_CALL = BaseClient.__dict__["_make_api_call"]
 
 # Trip after 3 failures in a row; 10 s open periods without jitter.
 CONFIG = BreakerConfig(consecutive_failures=3, open_seconds=10, jitter=0)
-
-
-@pytest.fixture(scope="module")
-def moto_port() -> Iterator[int]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield port
-    server.stop()
 
 
 @pytest.fixture
