@@ -434,18 +434,19 @@ class Breaker:
         calls = window.calls
         if calls < config.minimum_calls:
             return None
+        # Name every rule that fired: a blackholed dependency fails slowly, and an operator
+        # reading the transition should see both.
+        fired = []
         if window.failures * 100 >= config.failure_rate_threshold * calls:
             rate = 100 * window.failures / calls
-            return (
-                f"failure rate {rate:.0f}% >= {config.failure_rate_threshold:g}% over {calls} calls"
-            )
+            fired.append(f"failure rate {rate:.0f}% >= {config.failure_rate_threshold:g}%")
         if window.slow * 100 >= config.slow_call_rate_threshold * calls:
             rate = 100 * window.slow / calls
-            return (
+            fired.append(
                 f"slow-call rate {rate:.0f}% >= {config.slow_call_rate_threshold:g}% "
-                f"over {calls} calls (slower than {config.slow_call_seconds:g}s)"
+                f"(slower than {config.slow_call_seconds:g}s)"
             )
-        return None
+        return f"{' and '.join(fired)} over {calls} calls" if fired else None
 
     def _trip(self, permit: int, now: float, reason: str) -> None:
         with self._lock:

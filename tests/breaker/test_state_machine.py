@@ -371,3 +371,22 @@ def test_probing_passes_open_breakers_without_moving_them(clock: FakeClock) -> N
     breaker.force("forced_open")
     with probing(), pytest.raises(CircuitOpenError):
         breaker.acquire()  # an operator's decision is never bypassed
+
+
+def test_a_trip_names_every_rate_rule_that_fired(clock: FakeClock) -> None:
+    breaker = make(
+        clock, consecutive_failures=0, minimum_calls=4, failure_rate_threshold=50,
+        slow_call_rate_threshold=50, slow_call_seconds=1.0,
+    )  # fmt: skip
+    heard: list[Transition] = []
+    breaker.add_listener(heard.append)
+    succeed(breaker, clock)
+    for _ in range(3):  # failures that each took 2 s, as timeouts in a blackhole do
+        permit = breaker.acquire()
+        started = clock()
+        clock.advance(2.0)
+        breaker.on_failure(permit, started, TimeoutError("no answer"))
+    (trip,) = heard
+    assert trip.reason == (
+        "failure rate 75% >= 50% and slow-call rate 75% >= 50% (slower than 1s) over 4 calls"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from brownout.breaker import (
     BreakerState,
     CircuitOpenError,
     Outcome,
+    Transition,
 )
 from brownout.instrumentation.sqlalchemy import (
     SQLAlchemyBreakerInstrumentor,
@@ -312,14 +314,17 @@ def test_slow_database_trips_on_the_slow_call_rule(
 def test_blackholed_database_stops_consuming_pool_connections(
     instrument: Instrument, registry: BreakerRegistry, pg_proxy: FaultProxy, engines: list[Engine]
 ) -> None:
+    # Rates only: no consecutive-failure rule, so the window's rates decide the trip.
     config = BreakerConfig(
-        slow_call_seconds=0.5, minimum_calls=3, consecutive_failures=3, open_seconds=30,
-        jitter=0.0,
+        slow_call_seconds=0.5, slow_call_rate_threshold=50, failure_rate_threshold=50,
+        minimum_calls=3, consecutive_failures=0, open_seconds=30, jitter=0.0,
     )  # fmt: skip
     instrument(config=config)
     engine = _pg_engine(pg_proxy, engines, pool_size=2, max_overflow=0, pool_timeout=0.5)
     _select_one(engine)
     breaker = registry.get(engine_target(engine.url))
+    heard: list[Transition] = []
+    breaker.add_listener(heard.append)
     engine.dispose()  # no pooled connection left: every checkout must connect
     pg_proxy.blackhole()
 
@@ -338,6 +343,17 @@ def test_blackholed_database_stops_consuming_pool_connections(
         first = list(pool.map(lambda _: attempt(), range(6)))
     assert "answered" not in first
     assert breaker.state is BreakerState.OPEN
+    # Nothing answers in a blackhole until a timeout fires, so every call that completes
+    # is a failure that also took longer than slow_call_seconds: both rules fire, at the
+    # same rate (the window also holds the statements that ran before the blackhole).
+    (trip,) = heard
+    rates = re.fullmatch(
+        r"failure rate (\d+)% >= 50% and slow-call rate (\d+)% >= 50% \(slower than 0.5s\) "
+        r"over \d+ calls",
+        trip.reason,
+    )
+    assert rates is not None, trip.reason
+    assert rates[1] == rates[2]
     # 2 connects hang until connect_timeout; the others time out waiting for the pool.
     assert first.count("connect timeout") <= 2
     assert engine.pool.checkedout() == 0
