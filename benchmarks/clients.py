@@ -155,42 +155,39 @@ def _instrumented_redis() -> Callable[[], None]:
     return instrumentor.uninstrument
 
 
-def redis_get() -> Case:
+def _redis_case(
+    name: str,
+    kind: type[redis.Redis],
+    uninstrument: Callable[[], None] = lambda: None,
+    target_percent: float | None = None,
+) -> Case:
+    """A GET through a ``kind`` client next to the same GET through a plain one."""
     server = _RedisServer()
-    plain, instrumented = server.client(_PlainRedis), server.client(redis.Redis)
-    uninstrument = _instrumented_redis()
+    plain, other = server.client(_PlainRedis), server.client(kind)
 
     def close() -> None:
         uninstrument()
         plain.close()
-        instrumented.close()
+        other.close()
         server.close()
 
     return Case(
-        name="redis GET, private redis-server",
+        name=name,
         plain=lambda: plain.get("bench:key"),
-        instrumented=lambda: instrumented.get("bench:key"),
+        instrumented=lambda: other.get("bench:key"),
         close=close,
-        target_percent=2.0,
+        target_percent=target_percent,
     )
+
+
+def redis_get() -> Case:
+    uninstrument = _instrumented_redis()
+    return _redis_case("redis GET, private redis-server", redis.Redis, uninstrument, 2.0)
 
 
 def redis_get_wrapt_only() -> Case:
     """Reference: the same GET under a do-nothing wrapt wrapper."""
-    server = _RedisServer()
-    plain, wrapped = server.client(_PlainRedis), server.client(_WraptRedis)
-
-    def close() -> None:
-        plain.close()
-        wrapped.close()
-        server.close()
-
-    return Case(
-        name="redis GET, do-nothing wrapt wrapper (reference)",
-        plain=lambda: plain.get("bench:key"),
-        instrumented=lambda: wrapped.get("bench:key"),
-        close=close,
-    )
+    return _redis_case("redis GET, do-nothing wrapt wrapper (reference)", _WraptRedis)
 
 
 def redis_get_in_process() -> Case:

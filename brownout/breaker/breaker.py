@@ -585,16 +585,7 @@ class Breaker:
         except BaseException as error:
             self.on_error(permit, started, error, operation)
             raise
-        now = clock()
-        duration = now - started
-        if now < self._fast_until and duration < self._slow_seconds and permit == self._generation:
-            histogram = (operation or self._default_operation).success
-            index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
-            histogram.counts[index] += 1
-            histogram.sums[index] += duration
-            self._pending += 1
-        else:
-            self._finish(permit, now, duration, result, operation or self._default_operation)
+        self._succeeded(permit, started, clock(), result, operation)
         return result
 
     async def run_async(
