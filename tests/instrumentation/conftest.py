@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from brownout import BreakerRegistry
 from brownout.testing import FakeClock, FixedRandom
@@ -13,6 +16,22 @@ from tests.instrumentation.faultproxy import FaultProxy
 from tests.servers import free_port
 
 ProxyFactory = Callable[[str, int], FaultProxy]
+Instrumentor = TypeVar("Instrumentor", bound=BaseInstrumentor)
+
+
+@contextlib.contextmanager
+def installed(instrumentor: Instrumentor, **defaults: Any) -> Iterator[Callable[..., Instrumentor]]:
+    """``install(**options)`` instruments with ``defaults`` under ``options``; whatever
+    was installed is removed on exit, so no wrapper leaks into other tests."""
+
+    def install(**options: Any) -> Instrumentor:
+        instrumentor.instrument(**{**defaults, **options})
+        return instrumentor
+
+    try:
+        yield install
+    finally:
+        instrumentor.uninstrument()
 
 
 @pytest.fixture

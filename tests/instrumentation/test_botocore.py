@@ -40,6 +40,7 @@ from brownout.instrumentation.botocore import (
 )
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.testing import FakeClock
+from tests.instrumentation.exposure import everything_shown, label_values
 from tests.instrumentation.faultproxy import FaultProxy
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -414,20 +415,9 @@ def test_no_secret_reaches_names_labels_errors_or_logs(
         provider.shutdown()
 
     assert any("is open" in text for text in texts)
-    texts += [breaker.name for breaker in registry]
-    texts += [record.getMessage() for record in caplog.records]
-    data = reader.get_metrics_data()
-    assert data is not None
-    labels = [
-        str(value)
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        for point in metric.data.data_points
-        for value in point.attributes.values()
-    ]
+    labels = label_values(reader)
     assert any(label.startswith("s3 http://127.0.0.1:") for label in labels)
-    everything = "\n".join(texts + labels)
+    everything = everything_shown(texts, registry, caplog, labels)
     for secret in (ACCESS_KEY, SECRET_KEY, "Signature", "X-Amz", "?"):
         assert secret not in everything
 

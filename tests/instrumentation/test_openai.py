@@ -40,6 +40,7 @@ from brownout.instrumentation.openai import (
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.levels import Level
 from brownout.testing import FakeClock
+from tests.instrumentation.exposure import everything_shown, label_values
 from tests.servers import free_port
 
 API_KEY = "sk-proj-BROWNOUTTESTSECRET0123456789"
@@ -219,6 +220,14 @@ def chat(client: OpenAI, **options: Any) -> Any:
     return client.chat.completions.create(model="gpt-test", messages=MESSAGES, **options)  # type: ignore[arg-type]
 
 
+def trip(client: OpenAI, api: FakeOpenAI, mode: str = "500") -> None:
+    """Three 5xx answers in a row: CONFIG's consecutive-failure rule opens the breaker."""
+    api.mode = mode
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            chat(client)
+
+
 async def achat(client: AsyncOpenAI, **options: Any) -> Any:
     return await client.chat.completions.create(model="gpt-test", messages=MESSAGES, **options)  # type: ignore[arg-type]
 
@@ -385,10 +394,7 @@ def test_open_breaker_fails_fast_with_an_openai_connection_error(
     client: OpenAI,
     api: FakeOpenAI,
 ) -> None:
-    api.mode = "503"
-    for _ in range(3):
-        with pytest.raises(openai.InternalServerError):
-            chat(client)
+    trip(client, api, "503")
     api.mode = "ok"
     sent = len(api.requests)
 
@@ -421,10 +427,7 @@ def test_recovers_through_half_open(
     api: FakeOpenAI,
     clock: FakeClock,
 ) -> None:
-    api.mode = "500"
-    for _ in range(3):
-        with pytest.raises(openai.InternalServerError):
-            chat(client)
+    trip(client, api)
     api.mode = "ok"
     clock.advance(10)
     for _ in range(3):
@@ -519,10 +522,7 @@ def test_abandoned_stream_gives_its_permit_back(
     config = CONFIG.model_copy(update={"half_open_permits": 1})
     instrumentor.instrument(registry=registry, config=config)
     try:
-        api.mode = "500"
-        for _ in range(3):
-            with pytest.raises(openai.InternalServerError):
-                chat(client)
+        trip(client, api)
         clock.advance(10)
         api.mode = "stream"
         stream = chat(client, stream=True)
@@ -676,20 +676,9 @@ def test_no_secret_reaches_names_labels_errors_or_logs(
         provider.shutdown()
 
     assert any("is open" in text for text in texts)
-    texts += [breaker.name for breaker in registry]
-    texts += [record.getMessage() for record in caplog.records]
-    data = reader.get_metrics_data()
-    assert data is not None
-    labels = [
-        str(value)
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        for point in metric.data.data_points
-        for value in point.attributes.values()
-    ]
+    labels = label_values(reader)
     assert f"openai {api.base_url}/" in labels
-    everything = "\n".join(texts + labels)
+    everything = everything_shown(texts, registry, caplog, labels)
     for secret in (API_KEY, "sk-", "SECRETORG", "api-key", "?"):
         assert secret not in everything
 

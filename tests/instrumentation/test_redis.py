@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import redis
@@ -24,6 +23,8 @@ from brownout.instrumentation.redis import (
 )
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.levels import Level
+from tests.instrumentation.conftest import installed
+from tests.instrumentation.exposure import label_values
 from tests.servers import RedisServer, eventually, eventually_async
 
 FAST = BreakerConfig(
@@ -41,18 +42,9 @@ def registry() -> BreakerRegistry:
 
 @pytest.fixture
 def instrument(registry: BreakerRegistry) -> Iterator[Instrument]:
-    """``instrument(**options)``: instrument redis with a private registry; undone at
-    teardown so no wrapper leaks into other tests."""
-    instrumentor = RedisBreakerInstrumentor()
-
-    def install(**options: Any) -> RedisBreakerInstrumentor:
-        options.setdefault("registry", registry)
-        options.setdefault("config", FAST)
-        instrumentor.instrument(**options)
-        return instrumentor
-
-    yield install
-    instrumentor.uninstrument()
+    """``instrument(**options)``: instrument redis with a private registry."""
+    with installed(RedisBreakerInstrumentor(), registry=registry, config=FAST) as install:
+        yield install
     assert not is_wrapped(redis.Redis, "execute_command")
 
 
@@ -385,15 +377,7 @@ def test_passwords_never_reach_breaker_names_or_metric_labels(
     )
     client.set("k", "v")
     assert all("s3cret" not in breaker.name for breaker in registry)
-    data = reader.get_metrics_data()
-    assert data is not None
-    labels = [
-        str(point.attributes)
-        for resource in data.resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        for point in metric.data.data_points
-    ]
+    labels = label_values(reader)
     assert labels
     assert any(redis_target(client) in label for label in labels)
     assert not any("s3cret" in label for label in labels)

@@ -31,7 +31,7 @@ from brownout.instrumentation.sqlalchemy import (
     statement_operation,
 )
 from brownout.instrumentation.wrapping import is_wrapped
-from tests.instrumentation.conftest import ProxyFactory
+from tests.instrumentation.conftest import ProxyFactory, installed
 from tests.instrumentation.faultproxy import FaultProxy
 from tests.servers import eventually
 
@@ -50,16 +50,8 @@ def registry() -> BreakerRegistry:
 
 @pytest.fixture
 def instrument(registry: BreakerRegistry) -> Iterator[Instrument]:
-    instrumentor = SQLAlchemyBreakerInstrumentor()
-
-    def install(**options: Any) -> SQLAlchemyBreakerInstrumentor:
-        options.setdefault("registry", registry)
-        options.setdefault("config", FAST)
-        instrumentor.instrument(**options)
-        return instrumentor
-
-    yield install
-    instrumentor.uninstrument()
+    with installed(SQLAlchemyBreakerInstrumentor(), registry=registry, config=FAST) as install:
+        yield install
     assert not is_wrapped(Engine, "raw_connection")
     assert not is_wrapped(sqlalchemy, "create_engine")
 
