@@ -155,12 +155,20 @@ class _StreamPermit:
         self.breaker.release(permit, self.started, self.operation)
 
 
-class GuardedStream(wrapt.ObjectProxy[Any]):
-    """An ``openai.Stream`` that reports to its breaker when it ends."""
+class _ReportingStream(wrapt.ObjectProxy[Any]):
+    """A stream proxy holding the permit it reports to; a stream dropped unfinished gives
+    its permit back, counted as neither success nor failure."""
 
     def __init__(self, stream: Any, permit: _StreamPermit) -> None:
         super().__init__(stream)
         self._self_permit = permit
+
+    def __del__(self) -> None:
+        self._self_permit.abandon()
+
+
+class GuardedStream(_ReportingStream):
+    """An ``openai.Stream`` that reports to its breaker when it ends."""
 
     def __iter__(self) -> GuardedStream:
         return self
@@ -188,16 +196,9 @@ class GuardedStream(wrapt.ObjectProxy[Any]):
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        self._self_permit.abandon()
 
-
-class GuardedAsyncStream(wrapt.ObjectProxy[Any]):
+class GuardedAsyncStream(_ReportingStream):
     """An ``openai.AsyncStream`` that reports to its breaker when it ends."""
-
-    def __init__(self, stream: Any, permit: _StreamPermit) -> None:
-        super().__init__(stream)
-        self._self_permit = permit
 
     def __aiter__(self) -> GuardedAsyncStream:
         return self
@@ -227,9 +228,6 @@ class GuardedAsyncStream(wrapt.ObjectProxy[Any]):
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
-
-    def __del__(self) -> None:
-        self._self_permit.abandon()
 
 
 class OpenAIBreakerInstrumentor(BreakerInstrumentor):
