@@ -271,3 +271,42 @@ def test_durations_land_in_the_latency_histogram(clock: FakeClock) -> None:
     assert success.counts[0] == 1  # <= 5 ms
     assert success.counts[6] == 1  # (0.1, 0.25]
     assert slow.count == 1
+
+
+def test_run_calls_with_packed_arguments_and_judges_the_outcome(clock: FakeClock) -> None:
+    breaker = make(clock, consecutive_failures=2, failure_result=lambda result: result is None)
+    stats = breaker.operation("lookup")
+
+    def lookup(key: str, *, default: str | None = None) -> str | None:
+        clock.advance(0.02)
+        return {"a": "1"}.get(key, default)
+
+    assert breaker.run(lookup, ("a",), {}, stats) == "1"
+    assert breaker.run(lookup, ("b",), {"default": "0"}, stats) == "0"
+    assert breaker.run(lookup, ("b",), {}, stats) is None  # the result predicate: a failure
+    with pytest.raises(ConnectionError):
+        breaker.run(lambda: (_ for _ in ()).throw(ConnectionError("down")), (), {})
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(CircuitOpenError):
+        breaker.run(lookup, ("a",), {}, stats)
+    assert stats.by_outcome[Outcome.SUCCESS].count == 2
+    assert stats.by_outcome[Outcome.FAILURE].count == 1
+    assert sum(stats.by_outcome[Outcome.SUCCESS].sums) == pytest.approx(0.04)
+
+
+async def test_run_async_awaits_and_counts_like_run(clock: FakeClock) -> None:
+    breaker = make(clock)
+
+    async def fetch(key: str) -> str:
+        await asyncio.sleep(0)
+        clock.advance(0.01)
+        return key.upper()
+
+    assert await breaker.run_async(fetch, ("k",), {}) == "K"
+    task = asyncio.ensure_future(breaker.run_async(asyncio.sleep, (10,), {}))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    counts = breaker.calls_by_outcome()
+    assert (counts[Outcome.SUCCESS], counts[Outcome.IGNORED]) == (1, 1)
