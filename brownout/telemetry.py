@@ -129,7 +129,7 @@ class BreakerMetrics:
         for stats in breaker.operations():
             for outcome in _TIMED_OUTCOMES:
                 histogram = stats.by_outcome[outcome]
-                counts, sums = list(histogram.counts), list(histogram.sums)
+                counts, sums = histogram.bucket_counts(), histogram.bucket_sums()
                 key = (breaker.name, stats.name, outcome)
                 exported = self._exported.get(key)
                 if exported is None:

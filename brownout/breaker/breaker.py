@@ -15,7 +15,6 @@ import inspect
 import random
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from types import TracebackType
@@ -249,7 +248,7 @@ class Breaker:
         totals = dict.fromkeys(Outcome, 0)
         for stats in list(self._operations.values()):
             for outcome in (_SUCCESS, _FAILURE, _SLOW, _IGNORED):
-                totals[outcome] += sum(stats.by_outcome[outcome].counts)
+                totals[outcome] += stats.by_outcome[outcome].count
         totals[Outcome.REJECTED] = self._rejected
         return totals
 
@@ -327,9 +326,11 @@ class Breaker:
             self._complete(permit, now, duration, False, operation, None)
             return
         histogram = (operation or self._default_operation).success
-        index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
-        histogram.counts[index] += 1
-        histogram.sums[index] += duration
+        if duration <= _FIRST_BOUNDARY:
+            histogram.first_count += 1
+            histogram.first_sum += duration
+        else:
+            histogram.record(duration)
         self._pending += 1
 
     def on_error(
@@ -618,9 +619,11 @@ class Breaker:
         duration = now - started
         if now < self._fast_until and duration < self._slow_seconds and permit == self._generation:
             histogram = (operation or self._default_operation).success
-            index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
-            histogram.counts[index] += 1
-            histogram.sums[index] += duration
+            if duration <= _FIRST_BOUNDARY:
+                histogram.first_count += 1
+                histogram.first_sum += duration
+            else:
+                histogram.record(duration)
             self._pending += 1
         else:
             self._finish(permit, now, duration, result, operation or self._default_operation)
@@ -644,8 +647,7 @@ class Breaker:
         clock = self.clock
         slow_seconds = self._slow_seconds
         operation = self.operation(getattr(func, "__qualname__", None) or "call")
-        success = operation.by_outcome[0]
-        counts, sums = success.counts, success.sums
+        success = operation.success
 
         # The success path of on_success() is inlined in both wrappers below: on a 2-core
         # VM a Python method call costs ~70 ns, a fifth of the whole budget for a guarded call.
@@ -667,13 +669,11 @@ class Breaker:
                     and duration < slow_seconds
                     and permit == breaker._generation
                 ):
-                    index = (
-                        0
-                        if duration <= _FIRST_BOUNDARY
-                        else bisect_left(DURATION_BOUNDARIES, duration)
-                    )
-                    counts[index] += 1
-                    sums[index] += duration
+                    if duration <= _FIRST_BOUNDARY:
+                        success.first_count += 1
+                        success.first_sum += duration
+                    else:
+                        success.record(duration)
                     breaker._pending += 1
                 else:
                     breaker._finish(permit, now, duration, result, operation)
@@ -697,11 +697,11 @@ class Breaker:
                 and duration < slow_seconds
                 and permit == breaker._generation
             ):
-                index = (
-                    0 if duration <= _FIRST_BOUNDARY else bisect_left(DURATION_BOUNDARIES, duration)
-                )
-                counts[index] += 1
-                sums[index] += duration
+                if duration <= _FIRST_BOUNDARY:
+                    success.first_count += 1
+                    success.first_sum += duration
+                else:
+                    success.record(duration)
                 breaker._pending += 1
             else:
                 breaker._finish(permit, now, duration, result, operation)

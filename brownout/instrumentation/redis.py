@@ -35,7 +35,6 @@ import dataclasses
 import operator
 import re
 import weakref
-from bisect import bisect_left
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -447,9 +446,11 @@ def _command_method(
                 and permit == breaker._generation
             ):
                 histogram = operation.success
-                index = 0 if duration <= _FIRST_BOUNDARY else bisect_left(_BOUNDARIES, duration)
-                histogram.counts[index] += 1
-                histogram.sums[index] += duration
+                if duration <= _FIRST_BOUNDARY:
+                    histogram.first_count += 1
+                    histogram.first_sum += duration
+                else:
+                    histogram.record(duration)
                 breaker._pending += 1
             else:
                 breaker._finish(permit, now, duration, result, operation)

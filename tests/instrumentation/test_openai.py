@@ -457,7 +457,7 @@ def test_stream_is_a_success_once_exhausted_and_its_duration_runs_to_the_end(
     assert chunks == ["a", "b", "c"]
     assert counts(breaker) == {"success": 1}
     success = breaker.operation("chat.completions.create").by_outcome[Outcome.SUCCESS]
-    assert sum(success.sums) == pytest.approx(2.0)
+    assert sum(success.bucket_sums()) == pytest.approx(2.0)
     stream.close()
     del stream
     gc.collect()
