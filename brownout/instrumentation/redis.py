@@ -31,9 +31,11 @@ would hand back misaligned results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import operator
 import re
+import types
 import weakref
 from collections.abc import Callable, Collection
 from typing import Any
@@ -162,15 +164,21 @@ def _operation_name(command: object) -> str:
 
 class _Binding:
     """What calls through one client (or connection pool) go through: its breaker,
-    whether it is a cache obeying the cache features, and its operations."""
+    whether it is a cache obeying the cache features, and its operations.
 
-    __slots__ = ("board", "breaker", "enforce", "operations")
+    Each client keeps the binding it resolved (see ``_resolver``); a binding that stops
+    applying (``uninstrument()``, ``instrument_client`` taking over its pool) is marked
+    ``retired``, and the clients holding it resolve again on their next call.
+    """
+
+    __slots__ = ("board", "breaker", "enforce", "operations", "retired")
 
     def __init__(self, breaker: Breaker, enforce: bool, board: SnapshotBoard) -> None:
         self.breaker = breaker
         self.enforce = enforce
         self.board = board
         self.operations: dict[object, OperationStats] = {}
+        self.retired = False
 
     def operation(self, command: object) -> OperationStats:
         try:
@@ -207,6 +215,36 @@ def _remember(table: _Bindings, key: object, binding: _Binding) -> None:
     table[id(key)] = binding
     # Forget it with the key, so a later object reusing the id cannot inherit it.
     weakref.finalize(key, table.pop, id(key), None)
+
+
+def _retire(binding: _Binding | None) -> None:
+    if binding is not None:
+        binding.retired = True
+
+
+_RETIRED = _Binding.__new__(_Binding)
+_RETIRED.retired = True
+"""Stands for "not resolved yet" on the hot paths, so they test one flag."""
+
+
+def _resolver(
+    key_of: Callable[[Any], Any], bindings: _Bindings, bind: Callable[[Any], _Binding]
+) -> Callable[[Any], _Binding]:
+    """Finds the binding of an instance by the id of its key object (connection pool or
+    cluster), ``instrument_client`` settings first, making it with ``bind`` on first
+    use, and keeps it on the instance as ``_brownout_binding``: one attribute read per
+    call, where the lookup costs ~1.5 µs around a real round trip (benchmarks/README.md)."""
+
+    def resolve(instance: Any) -> _Binding:
+        key = id(key_of(instance))
+        binding = _client_bindings.get(key) or bindings.get(key)
+        if binding is None or binding.retired:
+            binding = bind(instance)
+        with contextlib.suppress(AttributeError, TypeError):  # no instance dict
+            instance._brownout_binding = binding
+        return binding
+
+    return resolve
 
 
 _FIRST_BOUNDARY = _BOUNDARIES[0]
@@ -265,6 +303,8 @@ class RedisBreakerInstrumentor(BreakerInstrumentor):
     def _remove(self) -> None:
         for owner, attribute, *_ in _TARGETS:
             unwrap(owner, attribute)
+        for binding in self._bindings.values():
+            _retire(binding)
         self._bindings = {}
 
     def _binder(self, key_of: Callable[[Any], Any]) -> Callable[[Any], _Binding]:
@@ -306,6 +346,9 @@ class RedisBreakerInstrumentor(BreakerInstrumentor):
             parsed = dataclasses.replace(parsed, component=component)
         binding = self._bind(client, parsed, cache)
         key = _client_key(client)
+        # Clients that resolved the binding this one replaces must resolve again.
+        _retire(_client_bindings.get(id(key)))
+        _retire(getattr(self, "_bindings", {}).get(id(key)))
         _remember(_client_bindings, key, binding)
         if is_wrapped(type(client), "execute_command"):
             return  # the class-level wrappers find the binding
@@ -315,7 +358,8 @@ class RedisBreakerInstrumentor(BreakerInstrumentor):
 
     def uninstrument_client(self, client: Any) -> None:
         """Undo :meth:`instrument_client` for ``client``."""
-        _client_bindings.pop(id(_client_key(client)), None)
+        _retire(_client_bindings.pop(id(_client_key(client)), None))
+        vars(client).pop("_brownout_binding", None)
         for attribute in ("execute_command", "pipeline"):
             if attribute in vars(client):
                 unwrap(client, attribute)
@@ -347,26 +391,21 @@ def _guard(
     """Put one redis method behind the breakers. The binding of the instance is found by
     the id of its key object (connection pool or cluster), ``instrument_client`` settings
     first; ``bind`` makes it on first use."""
+    resolve = _resolver(key_of, bindings, bind)
     if is_async or pipeline:
-        wrap(owner, attribute, _make_wrapper(key_of, bindings, bind, is_async, pipeline))
+        wrap(owner, attribute, _make_wrapper(resolve, is_async, pipeline))
     else:
-        wrap_method(owner, attribute, _command_method(key_of, bindings, bind))
+        wrap_method(owner, attribute, _command_method(resolve))
 
 
 def _make_wrapper(
-    key_of: Callable[[Any], Any],
-    bindings: _Bindings,
-    bind: Callable[[Any], _Binding],
-    is_async: bool,
-    pipeline: bool,
+    resolve: Callable[[Any], _Binding], is_async: bool, pipeline: bool
 ) -> Callable[..., Any]:
     """The wrapt wrapper for an async command or a pipeline."""
 
     def binding_for(instance: Any) -> _Binding:
-        key = id(key_of(instance))
-        return (
-            (_client_bindings and _client_bindings.get(key)) or bindings.get(key) or bind(instance)
-        )
+        binding: _Binding = getattr(instance, "_brownout_binding", _RETIRED)
+        return resolve(instance) if binding.retired else binding
 
     if pipeline:
         if is_async:
@@ -407,18 +446,24 @@ def _make_wrapper(
     raise ValueError("sync commands are guarded by _command_method")
 
 
-def _command_method(
-    key_of: Callable[[Any], Any], bindings: _Bindings, bind: Callable[[Any], _Binding]
-) -> MethodFactory:
+def _command_method(resolve: Callable[[Any], _Binding]) -> MethodFactory:
     """The replacement of a sync ``execute_command``: the hot path of every redis call,
     with the binding and operation lookups of ``_make_wrapper`` inlined."""
 
     def replace(original: Callable[..., Any]) -> Callable[..., Any]:
+        # redis-py's Redis.execute_command only forwards to _execute_command: calling
+        # that directly spares a frame and a repacking of the arguments, ~1 µs around a
+        # real round trip (benchmarks/README.md). Anything else (another wrapper, a
+        # changed redis-py) is called as it is.
+        forward = _only_forwards(original)
+
         def execute_command(self: Any, *args: Any, **options: Any) -> Any:
-            key = id(key_of(self))
-            binding = (
-                (_client_bindings and _client_bindings.get(key)) or bindings.get(key) or bind(self)
-            )
+            try:
+                binding = self._brownout_binding
+            except AttributeError:
+                binding = _RETIRED
+            if binding.retired:
+                binding = resolve(self)
             try:
                 operation = binding.operations[args[0]]
             except (IndexError, KeyError, TypeError):
@@ -434,7 +479,10 @@ def _command_method(
             clock = breaker.clock
             started = clock()
             try:
-                result = original(self, *args, **options)
+                if forward:
+                    result = self._execute_command(*args, **options)
+                else:
+                    result = original(self, *args, **options)
             except BaseException as error:
                 breaker.on_error(permit, started, error, operation)
                 raise
@@ -461,6 +509,16 @@ def _command_method(
     return replace
 
 
+def _only_forwards(method: Callable[..., Any]) -> bool:
+    """Whether ``method`` is redis-py's ``execute_command`` that only returns
+    ``self._execute_command(*args, **options)``."""
+    return (
+        isinstance(method, types.FunctionType)
+        and method.__qualname__ == "Redis.execute_command"
+        and method.__code__.co_names == ("_execute_command",)
+    )
+
+
 def _pipeline_operation(pipeline: Any) -> str:
     # Sync pipelines say `transaction`, asyncio ones `is_transaction`; on the others
     # `transaction` is a method (always true), hence `is True`.
@@ -473,7 +531,7 @@ def _pipeline_operation(pipeline: Any) -> str:
 def _pipeline_factory(binding: _Binding, is_async: bool) -> Callable[..., Any]:
     """Wraps ``client.pipeline`` of a client instrumented on its own, so the pipelines it
     makes go through the client's breaker too."""
-    execute = _make_wrapper(_itself, {}, lambda _: binding, is_async, True)
+    execute = _make_wrapper(_resolver(_itself, {}, lambda _: binding), is_async, True)
 
     def make_pipeline(
         wrapped: Callable[..., Any], instance: Any, args: _Args, kwargs: dict[str, Any]

@@ -289,6 +289,47 @@ def test_only_clients_marked_as_caches_obey_the_cache_features(
         instrumentor.uninstrument_client(cache)
 
 
+def test_instrument_client_takes_over_clients_already_in_use_and_hands_back(
+    instrument: Instrument, redis_server: RedisServer
+) -> None:
+    # Each client keeps the binding it resolved; instrument_client must reach clients
+    # that already made calls, including every client sharing the connection pool.
+    board = SnapshotBoard()
+    instrumentor = instrument(enforce_features=True, board=board)
+    client = _client(redis_server)
+    sharing = redis.Redis(connection_pool=client.connection_pool)
+    client.set("k", "v")
+    assert sharing.get("k") == b"v"
+    _publish(board, Level.LIMITED)
+    assert client.get("k") == b"v"  # not a cache yet
+
+    instrumentor.instrument_client(client, cache=True)
+    try:
+        assert client.get("k") is None
+        assert sharing.get("k") is None  # same pool, same settings
+    finally:
+        instrumentor.uninstrument_client(client)
+    assert client.get("k") == b"v"
+    assert sharing.get("k") == b"v"
+
+
+def test_reinstrumenting_moves_clients_in_use_to_the_new_registry(
+    redis_server: RedisServer,
+) -> None:
+    client = _client(redis_server)
+    first, second = BreakerRegistry(), BreakerRegistry()
+    with installed(RedisBreakerInstrumentor(), registry=first) as install:
+        install()
+        client.set("k", "v")
+    with installed(RedisBreakerInstrumentor(), registry=second) as install:
+        install()
+        client.get("k")
+        client.get("k")
+    name = redis_target(client)
+    assert first.get(name).calls_by_outcome()[Outcome.SUCCESS] == 1
+    assert second.get(name).calls_by_outcome()[Outcome.SUCCESS] == 2
+
+
 def test_instrument_client_names_the_component(
     instrument: Instrument, registry: BreakerRegistry, redis_server: RedisServer
 ) -> None:
@@ -346,10 +387,44 @@ def test_instrument_client_alone_guards_that_client_and_its_pipelines(
         assert redis_target(other) not in registry
     finally:
         instrumentor.uninstrument_client(client)
-    assert "execute_command" not in vars(client)
-    assert "pipeline" not in vars(client)
+    assert {"execute_command", "pipeline", "_brownout_binding"}.isdisjoint(vars(client))
     client.get("k")
     assert breaker.calls_by_outcome()[Outcome.SUCCESS] == 2
+
+
+class _AnsweringRedis(redis.Redis):
+    """Answers every command itself, without a server."""
+
+    def _execute_command(self, *args: object, **options: object) -> object:
+        return f"answered {args[0]}"
+
+
+class _PrefixingRedis(_AnsweringRedis):
+    """Overrides execute_command itself, as some client subclasses do."""
+
+    def execute_command(self, *args: object, **options: object) -> object:
+        return f"prefixed {super().execute_command(*args, **options)}"
+
+
+def test_client_subclasses_keep_their_overrides(registry: BreakerRegistry) -> None:
+    # The replacement of Redis.execute_command calls _execute_command itself when the
+    # method it replaces only forwards there; overrides on either level must still run.
+    answering, prefixing = _AnsweringRedis(), _PrefixingRedis(db=1)
+    with installed(RedisBreakerInstrumentor(), registry=registry) as install:
+        install()
+        assert answering.get("k") == "answered GET"
+        assert prefixing.get("k") == "prefixed answered GET"
+    assert registry.get(redis_target(answering)).calls_by_outcome()[Outcome.SUCCESS] == 1
+    assert registry.get(redis_target(prefixing)).calls_by_outcome()[Outcome.SUCCESS] == 1
+
+    alone = _PrefixingRedis(db=2)
+    instrumentor = RedisBreakerInstrumentor()
+    instrumentor.instrument_client(alone, registry=registry)
+    try:
+        assert alone.get("k") == "prefixed answered GET"
+        assert registry.get(redis_target(alone)).calls_by_outcome()[Outcome.SUCCESS] == 1
+    finally:
+        instrumentor.uninstrument_client(alone)
 
 
 def test_uninstrument_restores_the_original_methods(registry: BreakerRegistry) -> None:
