@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import operator
 import re
 import types
@@ -509,12 +510,15 @@ def _command_method(resolve: Callable[[Any], _Binding]) -> MethodFactory:
     return replace
 
 
+_REDIS_EXECUTE_COMMAND = inspect.unwrap(vars(redis.Redis)["execute_command"])
+
+
 def _only_forwards(method: Callable[..., Any]) -> bool:
-    """Whether ``method`` is redis-py's ``execute_command`` that only returns
-    ``self._execute_command(*args, **options)``."""
+    """Whether ``method`` is redis-py's own ``Redis.execute_command``, and it still only
+    returns ``self._execute_command(*args, **options)``."""
     return (
-        isinstance(method, types.FunctionType)
-        and method.__qualname__ == "Redis.execute_command"
+        method is _REDIS_EXECUTE_COMMAND
+        and isinstance(method, types.FunctionType)
         and method.__code__.co_names == ("_execute_command",)
     )
 

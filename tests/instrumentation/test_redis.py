@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import pytest
 import redis
@@ -13,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+import brownout.instrumentation.redis
 from brownout.breaker import BreakerConfig, BreakerRegistry, BreakerState, CircuitOpenError, Outcome
 from brownout.features import CACHE_READ, CACHE_WRITE
 from brownout.health.snapshot import Snapshot, SnapshotBoard
@@ -393,9 +396,12 @@ def test_instrument_client_alone_guards_that_client_and_its_pipelines(
 
 
 class _AnsweringRedis(redis.Redis):
-    """Answers every command itself, without a server."""
+    """Answers every command itself, without a server, noting which file called it."""
+
+    callers: ClassVar[list[str]] = []
 
     def _execute_command(self, *args: object, **options: object) -> object:
+        self.callers.append(sys._getframe(1).f_code.co_filename)
         return f"answered {args[0]}"
 
 
@@ -409,11 +415,17 @@ class _PrefixingRedis(_AnsweringRedis):
 def test_client_subclasses_keep_their_overrides(registry: BreakerRegistry) -> None:
     # The replacement of Redis.execute_command calls _execute_command itself when the
     # method it replaces only forwards there; overrides on either level must still run.
+    _AnsweringRedis.callers.clear()
     answering, prefixing = _AnsweringRedis(), _PrefixingRedis(db=1)
     with installed(RedisBreakerInstrumentor(), registry=registry) as install:
         install()
         assert answering.get("k") == "answered GET"
         assert prefixing.get("k") == "prefixed answered GET"
+    # redis-py's forwarder (in redis/client.py) was left out of the calls: no extra frame.
+    ours, forwarder = brownout.instrumentation.redis.__file__, redis.client.__file__
+    assert _AnsweringRedis.callers == [ours, ours]
+    assert answering.get("k") == "answered GET"  # uninstrumented: through the forwarder
+    assert _AnsweringRedis.callers[-1] == forwarder
     assert registry.get(redis_target(answering)).calls_by_outcome()[Outcome.SUCCESS] == 1
     assert registry.get(redis_target(prefixing)).calls_by_outcome()[Outcome.SUCCESS] == 1
 
