@@ -90,12 +90,17 @@ def test_killed_server_opens_the_breaker_then_recovery_closes_it(
         assert not isinstance(failed.value, CircuitOpenError)
     assert breaker.state is BreakerState.OPEN
 
-    started = time.perf_counter()
-    with pytest.raises(redis.exceptions.ConnectionError) as rejected:
-        client.get("k")
-    elapsed = time.perf_counter() - started
-    assert isinstance(rejected.value, RedisCircuitOpenError)
-    assert elapsed < 0.001, f"an open breaker must fail fast, took {elapsed * 1e3:.2f} ms"
+    # Best of 5, so one scheduler hiccup on a busy machine cannot fail the test; a
+    # rejection that touched the network would take milliseconds every time.
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with pytest.raises(redis.exceptions.ConnectionError) as rejected:
+            client.get("k")
+        timings.append(time.perf_counter() - started)
+        assert isinstance(rejected.value, RedisCircuitOpenError)
+    fastest = min(timings)
+    assert fastest < 0.001, f"an open breaker must fail fast, took {fastest * 1e3:.2f} ms"
     assert rejected.value.breaker == breaker.name
     assert isinstance(rejected.value.__cause__, redis.exceptions.ConnectionError)
 
