@@ -215,13 +215,19 @@ def main() -> int:
         print(f"{name:52} {ns:9.0f} {added:9.0f} {ns / own:6.2f}x")
     added = best["+ BrownoutMiddleware (50-route table), OPTIMAL"] - best["trivial ASGI app"]
     print()
+    # As in breakers.py, two verdicts: the budget as written (which a machine slower than
+    # the reference fails on speed alone) and the budget scaled to this machine.
     print(
         f"budget: <= {BUDGET_NS} ns added on the reference machine; x{factor:.2f} here "
         f"(circuitbreaker) = {scaled:.0f} ns. measured (isolated rows) {added:.0f} ns added "
         f"({added / factor:.0f} ns reference-equivalent): "
-        + ("within budget" if added <= BUDGET_NS and added <= scaled else "OVER budget")
+        f"{_verdict(added, BUDGET_NS)} as written, {_verdict(added, scaled)} scaled"
     )
     return 0
+
+
+def _verdict(added: float, budget: float) -> str:
+    return "within budget" if added <= budget else "OVER budget"
 
 
 if __name__ == "__main__":
