@@ -70,8 +70,11 @@ class BrownoutMiddleware:
         self.counts = DecisionCounts()
         self.counts.export(meter_provider)
         self._counts = self.counts.counts
+        rule_matrix = matrix if matrix is not None else board.matrix
         self._factory = RuleFactory(
-            matrix if matrix is not None else board.matrix, settings.feature_components
+            rule_matrix,
+            settings.feature_components,
+            on_new_rule=lambda rule: self.counts.expect(rule.metric_keys(rule_matrix)),
         )
         self._routes_from = routes_from
         self._table: RouteTable | None = None

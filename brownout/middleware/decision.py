@@ -8,7 +8,7 @@ per level change and shared by every request; per request only the components' b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from brownout.features import READ, WRITE, FeatureMatrix, LevelPolicy
@@ -97,6 +97,17 @@ class Rule:
             return Verdict(state, None, header, DEGRADED, (self.feature, DEGRADED, level.label))
         return Verdict(state, None, None, SERVED, (self.feature, SERVED, level.label))
 
+    def metric_keys(self, matrix: FeatureMatrix) -> set[tuple[str, str, str]]:
+        """Every (feature, decision, level) this rule counts under ``matrix``'s levels: what
+        each level decides, plus a rejection at every level when a down dependency or the
+        batch limit can reject it."""
+        keys = set()
+        for level in Level:
+            keys.add(self._judge(matrix.policy(level), level).metric_key)
+            if self.components or self.batch:
+                keys.add((self.feature, REJECTED, level.label))
+        return keys
+
     def down_component(self, components: Mapping[str, ComponentHealth]) -> ComponentHealth | None:
         """The first required component whose breakers are all open, if any."""
         for name in self.components:
@@ -116,10 +127,14 @@ class RuleFactory:
     """Turns route policies into rules, checking every name once, sharing equal rules."""
 
     def __init__(
-        self, matrix: FeatureMatrix, feature_components: Mapping[str, tuple[str, ...]]
+        self,
+        matrix: FeatureMatrix,
+        feature_components: Mapping[str, tuple[str, ...]],
+        on_new_rule: Callable[[Rule], None] | None = None,
     ) -> None:
         self.matrix = matrix
         self.feature_components = feature_components
+        self.on_new_rule = on_new_rule
         for feature in feature_components:
             self._check(feature, "feature_components setting")
         self._rules: dict[tuple[RoutePolicy, bool], Rule] = {}
@@ -147,6 +162,8 @@ class RuleFactory:
             self.matrix.features,
         )
         self._rules[key] = rule
+        if self.on_new_rule is not None:
+            self.on_new_rule(rule)
         return rule
 
     def _check(self, feature: str, where: str) -> None:

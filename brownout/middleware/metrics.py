@@ -22,6 +22,12 @@ class DecisionCounts:
         counts = self.counts
         counts[key] = counts.get(key, 0) + 1
 
+    def expect(self, keys: Iterable[Key]) -> None:
+        """Report ``keys`` at 0 until counted: Prometheus' ``increase()`` needs a sample
+        before the first increment, or the first rejections of an outage go unseen."""
+        for key in keys:
+            self.counts.setdefault(key, 0)
+
     def export(self, meter_provider: MeterProvider | None = None) -> None:
         """Report the counts as the observable counter ``brownout.http.requests``."""
         meter = metrics.get_meter("brownout.middleware", meter_provider=meter_provider)

@@ -299,9 +299,20 @@ async def test_decisions_are_exported_as_an_observable_counter(board: SnapshotBo
         await http.get("/chat")
         publish(board, Level.EMERGENCY)
         await http.get("/chat")
+    assert _decision_points(reader) == {
+        ("read", "served", "optimal"): 1,
+        ("read", "served", "degraded"): 0,  # the route's other decisions, reported at 0
+        ("read", "degraded", "limited"): 2,
+        ("read", "degraded", "minimal"): 0,
+        ("read", "rejected", "emergency"): 1,
+    }
+    provider.shutdown()
+
+
+def _decision_points(reader: InMemoryMetricReader) -> dict[tuple[str, str, str], Any]:
     data = reader.get_metrics_data()
     assert data is not None
-    points = {
+    return {
         (p.attributes["feature"], p.attributes["decision"], p.attributes["level"]): p.value
         for rm in data.resource_metrics
         for sm in rm.scope_metrics
@@ -309,9 +320,38 @@ async def test_decisions_are_exported_as_an_observable_counter(board: SnapshotBo
         if metric.name == "brownout.http.requests"
         for p in metric.data.data_points
     }
-    assert points == {
-        ("read", "served", "optimal"): 1,
-        ("read", "degraded", "limited"): 2,
-        ("read", "rejected", "emergency"): 1,
-    }
+
+
+async def test_a_routes_rejections_are_reported_at_zero_before_the_first_one(
+    board: SnapshotBoard,
+) -> None:
+    # increase() and rate() need a sample before the first increment: a series that
+    # starts at its first rejections hides them from every panel.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    app = app_with(
+        board,
+        Route("/search", features(requires=["read"], components=["database"])(fresh())),
+        Route("/assistant", features(requires=["ai"])(fresh())),
+        meter_provider=provider,
+    )
+    async with client(app) as http:
+        publish(board, Level.OPTIMAL)
+        assert (await http.get("/search")).status_code == 200
+        assert (await http.get("/assistant")).status_code == 200
+        before = _decision_points(reader)
+        # A down database can reject /search at any level; /assistant is rejected from
+        # LIMITED on, as the default matrix turns ai off there.
+        for level in Level:
+            assert before[("read", "rejected", level.label)] == 0
+        assert {key: value for key, value in before.items() if key[0] == "ai"} == {
+            ("ai", "served", "optimal"): 1,
+            ("ai", "served", "degraded"): 0,
+            ("ai", "rejected", "limited"): 0,
+            ("ai", "rejected", "minimal"): 0,
+            ("ai", "rejected", "emergency"): 0,
+        }
+        publish(board, Level.LIMITED)
+        assert (await http.get("/assistant")).status_code == 503
+    assert _decision_points(reader)[("ai", "rejected", "limited")] == 1
     provider.shutdown()
