@@ -292,9 +292,9 @@ class SQLAlchemyBreakerInstrumentor(BreakerInstrumentor):
         return engine
 
     def _checkout(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        """The replacement of ``Engine.raw_connection``: the gate before the pool. A plain
-        function rather than a wrapt proxy, which costs ~1-2 µs per call around a real
-        query (benchmarks/README.md)."""
+        """The replacement of ``Engine.raw_connection``: the gate before the pool, built
+        around the original so a checkout pays no adapter frame (with the statement
+        hooks, ~1.2 µs less per query around a real SQLite call; benchmarks/README.md)."""
         instrumentor = self
 
         def raw_connection(engine: Any, *args: Any, **kwargs: Any) -> Any:
@@ -320,7 +320,8 @@ class SQLAlchemyBreakerInstrumentor(BreakerInstrumentor):
 
 
 def _statement_method(binding: _Binding) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The replacement of a dialect's ``do_execute`` (and its siblings), bound to it."""
+    """The replacement of a dialect's ``do_execute`` (and its siblings), bound to the
+    dialect: a bound function, where ``wrap`` would install a wrapt proxy on the instance."""
     breaker = binding.breaker
     statements = binding.statements
 
