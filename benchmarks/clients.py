@@ -30,6 +30,8 @@ and append it to ``CASES``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import random
 import shutil
@@ -40,12 +42,13 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio
 import sqlalchemy
 import wrapt
 from redis.backoff import NoBackoff
@@ -59,11 +62,14 @@ from brownout.instrumentation.sqlalchemy import SQLAlchemyBreakerInstrumentor
 @dataclass
 class Case:
     name: str
-    plain: Callable[[], object]
-    instrumented: Callable[[], object]
+    plain: Callable[[], Any]
+    instrumented: Callable[[], Any]
     close: Callable[[], None] = lambda: None
     target_percent: float | None = None
     """The most the instrumentation may add, as a share of the plain call."""
+    loop: asyncio.AbstractEventLoop | None = None
+    """Set for an asyncio case: ``plain`` and ``instrumented`` return coroutines, awaited
+    one after the other in this loop, as a handler awaits its redis calls."""
 
 
 @dataclass
@@ -200,6 +206,45 @@ def _redis_case(
     )
 
 
+class _PlainAsyncRedis(redis.asyncio.Redis):
+    execute_command = vars(redis.asyncio.Redis)["execute_command"]
+
+
+_ASYNC_EXECUTE_COMMAND = vars(redis.asyncio.Redis)["execute_command"]
+
+
+class _ForwardingAsyncRedis(redis.asyncio.Redis):
+    """The floor of any async wrapper: a coroutine that only awaits the original."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        return await _ASYNC_EXECUTE_COMMAND(self, *args, **options)
+
+
+def _async_redis_case(
+    name: str, kind: type[redis.asyncio.Redis], uninstrument: Callable[[], None] = lambda: None
+) -> Case:
+    """An asyncio GET through a ``kind`` client next to the same GET through a plain one."""
+    server = _RedisServer()
+    plain = _PlainAsyncRedis(port=server.port, retry=None)
+    other = kind(port=server.port, retry=None)
+    loop = asyncio.new_event_loop()
+
+    def close() -> None:
+        uninstrument()
+        loop.run_until_complete(plain.aclose())
+        loop.run_until_complete(other.aclose())
+        loop.close()
+        server.close()
+
+    return Case(
+        name=name,
+        plain=lambda: plain.get("bench:key"),
+        instrumented=lambda: other.get("bench:key"),
+        close=close,
+        loop=loop,
+    )
+
+
 def redis_get() -> Case:
     uninstrument = _instrumented_redis()
     return _redis_case("redis GET, private redis-server", redis.Redis, uninstrument, 2.0)
@@ -218,6 +263,18 @@ def redis_get_copy() -> Case:
 def redis_get_wrapt_only() -> Case:
     """Reference: the same GET under a do-nothing wrapt wrapper."""
     return _redis_case("redis GET, do-nothing wrapt wrapper (reference)", _WraptRedis)
+
+
+def async_redis_get() -> Case:
+    uninstrument = _instrumented_redis()
+    return _async_redis_case("redis.asyncio GET, private redis-server", redis.asyncio.Redis,
+                             uninstrument)  # fmt: skip
+
+
+def async_redis_get_forwarding_only() -> Case:
+    """Reference: the same GET under an async function that only awaits the original."""
+    return _async_redis_case("redis.asyncio GET, await-only wrapper (reference)",
+                             _ForwardingAsyncRedis)  # fmt: skip
 
 
 def redis_get_in_process() -> Case:
@@ -267,6 +324,8 @@ CASES: list[Callable[[], Case]] = [
     redis_get_a_a,
     redis_get_copy,
     redis_get_wrapt_only,
+    async_redis_get,
+    async_redis_get_forwarding_only,
     redis_get_in_process,
     sqlalchemy_select_one,
 ]
@@ -276,19 +335,49 @@ CASES: list[Callable[[], Case]] = [
 
 
 def measure(case: Case, rounds: int, seed: int = 0) -> Result:
-    plain_call, instrumented_call = case.plain, case.instrumented
+    if case.loop is None:
+        plain, instrumented = _paired(case.plain, case.instrumented, rounds, seed)
+    else:
+        paired = _paired_async(case.plain, case.instrumented, rounds, seed)
+        plain, instrumented = case.loop.run_until_complete(paired)
+    added = statistics.median(b - a for a, b in zip(plain, instrumented, strict=True))
+    return Result(
+        name=case.name,
+        plain_us=statistics.median(plain) / 1000,
+        instrumented_us=statistics.median(instrumented) / 1000,
+        added_us=added / 1000,
+        target_percent=case.target_percent,
+    )
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()  # a collection would land on one side of one round
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+# Both sides run equally often: one run more often than the other would be predicted
+# better by the CPU, which the copy control row would show.
+
+
+def _paired(
+    plain_call: Callable[[], object],
+    instrumented_call: Callable[[], object],
+    rounds: int,
+    seed: int,
+) -> tuple[list[int], list[int]]:
     for _ in range(max(rounds // 20, 100)):  # warm up both sides
         plain_call()
         instrumented_call()
     plain, instrumented = [0] * rounds, [0] * rounds
     plain_first = random.Random(seed).random
     clock = time.perf_counter_ns
-    gc.collect()
-    gc.disable()  # a collection would land on one side of one round
-    try:
+    with _collector_off():
         for round_ in range(rounds):
-            # Both sides run equally often: one run more often than the other would be
-            # predicted better by the CPU, which the copy control row would show.
             if plain_first() < 0.5:
                 started = clock()
                 plain_call()
@@ -303,16 +392,39 @@ def measure(case: Case, rounds: int, seed: int = 0) -> Result:
                 plain_call()
                 ended = clock()
                 instrumented[round_], plain[round_] = between - started, ended - between
-    finally:
-        gc.enable()
-    added = statistics.median(b - a for a, b in zip(plain, instrumented, strict=True))
-    return Result(
-        name=case.name,
-        plain_us=statistics.median(plain) / 1000,
-        instrumented_us=statistics.median(instrumented) / 1000,
-        added_us=added / 1000,
-        target_percent=case.target_percent,
-    )
+    return plain, instrumented
+
+
+async def _paired_async(
+    plain_call: Callable[[], Awaitable[object]],
+    instrumented_call: Callable[[], Awaitable[object]],
+    rounds: int,
+    seed: int,
+) -> tuple[list[int], list[int]]:
+    """:func:`_paired` for coroutines."""
+    for _ in range(max(rounds // 20, 100)):
+        await plain_call()
+        await instrumented_call()
+    plain, instrumented = [0] * rounds, [0] * rounds
+    plain_first = random.Random(seed).random
+    clock = time.perf_counter_ns
+    with _collector_off():
+        for round_ in range(rounds):
+            if plain_first() < 0.5:
+                started = clock()
+                await plain_call()
+                between = clock()
+                await instrumented_call()
+                ended = clock()
+                plain[round_], instrumented[round_] = between - started, ended - between
+            else:
+                started = clock()
+                await instrumented_call()
+                between = clock()
+                await plain_call()
+                ended = clock()
+                instrumented[round_], plain[round_] = between - started, ended - between
+    return plain, instrumented
 
 
 def table(results: list[Result]) -> str:

@@ -19,6 +19,8 @@ ROWS = [
     "redis GET, A/A: plain vs plain (control)",
     "redis GET, copy of execute_command (control)",
     "redis GET, do-nothing wrapt wrapper (reference)",
+    "redis.asyncio GET, private redis-server",
+    "redis.asyncio GET, await-only wrapper (reference)",
     "redis GET, in process (round trip stubbed)",
     "SQLAlchemy connect + SELECT 1, SQLite file",
 ]
