@@ -7,13 +7,15 @@ Run from the repository root::
 
 Each case is one real call against a local server: a redis ``GET`` against a private
 ``redis-server``, a SQLAlchemy ``SELECT 1`` (connect from the pool, execute, return) on a
-SQLite file. Both sides live side by side in one process: the instrumented client goes
-through the breakers, the plain one is an instance of a subclass that pins the original,
-unwrapped methods. Every round calls each side once, in a random order, and times each
-call on its own; "added" is the median over rounds of (instrumented - plain). A round trip
-varies by several µs from one call to the next, and drifts from one second to the next;
-pairing calls made microseconds apart cancels both. Target: the redis GET costs at most 2%
-more instrumented.
+SQLite file, a boto3 S3 ``HeadObject`` against moto in server mode (its own process).
+Rows marked "in process" stub the round trip out, so only client code and wrappers
+remain. Both sides live side by side in one process: the instrumented client goes
+through the breakers, the plain one is an instance of a subclass (for boto3, of its own
+client class) that pins the original, unwrapped methods. Every round calls each side
+once, in a random order, and times each call on its own; "added" is the median over
+rounds of (instrumented - plain). A round trip varies by several µs from one call to the
+next, and drifts from one second to the next; pairing calls made microseconds apart
+cancels both. Target: the redis GET costs at most 2% more instrumented.
 
 Two control rows check the method itself. "A/A" pairs two plain clients, and "copy" pairs
 the plain client with one whose ``execute_command`` is a copy of redis-py's (same bytecode,
@@ -47,14 +49,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import redis
 import redis.asyncio
 import sqlalchemy
 import wrapt
+from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
+from botocore.config import Config
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from brownout.breaker import BreakerRegistry
+from brownout.instrumentation.botocore import BotocoreBreakerInstrumentor
 from brownout.instrumentation.redis import RedisBreakerInstrumentor
 from brownout.instrumentation.sqlalchemy import SQLAlchemyBreakerInstrumentor
 
@@ -70,6 +77,9 @@ class Case:
     loop: asyncio.AbstractEventLoop | None = None
     """Set for an asyncio case: ``plain`` and ``instrumented`` return coroutines, awaited
     one after the other in this loop, as a handler awaits its redis calls."""
+    round_share: float = 1.0
+    """The share of the run's rounds this case takes: a call of over a millisecond needs
+    fewer rounds for a stable median, and would otherwise make the run last minutes."""
 
 
 @dataclass
@@ -319,6 +329,107 @@ def sqlalchemy_select_one() -> Case:
     )
 
 
+_MAKE_API_CALL = vars(BaseClient)["_make_api_call"]
+
+
+class _MotoServer:
+    """moto in server mode in a process of its own, so its request handling does not
+    compete with the measured calls for this process's GIL."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise SystemExit("moto's server did not start (is moto[server] installed?)")
+            time.sleep(0.05)
+
+    def client(self) -> Any:
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def boto3_head_object() -> Case:
+    server = _MotoServer()
+    # botocore builds a class per client, so pinning the original on the plain client's
+    # class leaves every other client instrumented.
+    plain, instrumented = server.client(), server.client()
+    type(plain)._make_api_call = _MAKE_API_CALL
+    plain.create_bucket(Bucket="bench")
+    plain.put_object(Bucket="bench", Key="key", Body=b"value")
+    instrumentor = BotocoreBreakerInstrumentor()
+    instrumentor.instrument(registry=BreakerRegistry(), skip_dep_check=True)
+
+    def close() -> None:
+        instrumentor.uninstrument()
+        plain.close()
+        instrumented.close()
+        server.close()
+
+    return Case(
+        name="boto3 S3 HeadObject, moto server",
+        plain=lambda: plain.head_object(Bucket="bench", Key="key"),
+        instrumented=lambda: instrumented.head_object(Bucket="bench", Key="key"),
+        close=close,
+        round_share=0.1,
+    )
+
+
+class _EmptyBody:
+    def stream(self, **kwargs: object) -> Iterator[bytes]:
+        yield b""
+
+
+def _answer_head_object(request: Any, **kwargs: object) -> AWSResponse:
+    """A ``before-send`` handler: botocore takes its answer instead of sending the request
+    (moto's in-memory mock answers the same way)."""
+    return AWSResponse(request.url, 200, {"Content-Length": "5", "ETag": '"bench"'}, _EmptyBody())
+
+
+def boto3_head_object_in_process() -> Case:
+    def client() -> Any:
+        made = boto3.session.Session().client(
+            "s3",
+            endpoint_url="http://127.0.0.1:9",  # never reached
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        made.meta.events.register("before-send.s3.HeadObject", _answer_head_object)
+        return made
+
+    plain, instrumented = client(), client()
+    type(plain)._make_api_call = _MAKE_API_CALL
+    instrumentor = BotocoreBreakerInstrumentor()
+    instrumentor.instrument(registry=BreakerRegistry(), skip_dep_check=True)
+    return Case(
+        name="boto3 S3 HeadObject, in process (HTTP stubbed)",
+        plain=lambda: plain.head_object(Bucket="bench", Key="key"),
+        instrumented=lambda: instrumented.head_object(Bucket="bench", Key="key"),
+        close=instrumentor.uninstrument,
+        round_share=0.25,
+    )
+
+
 CASES: list[Callable[[], Case]] = [
     redis_get,
     redis_get_a_a,
@@ -328,6 +439,8 @@ CASES: list[Callable[[], Case]] = [
     async_redis_get_forwarding_only,
     redis_get_in_process,
     sqlalchemy_select_one,
+    boto3_head_object,
+    boto3_head_object_in_process,
 ]
 
 
@@ -335,6 +448,7 @@ CASES: list[Callable[[], Case]] = [
 
 
 def measure(case: Case, rounds: int, seed: int = 0) -> Result:
+    rounds = max(1, round(rounds * case.round_share))
     if case.loop is None:
         plain, instrumented = _paired(case.plain, case.instrumented, rounds, seed)
     else:
@@ -451,13 +565,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be positive")
     rounds = args.rounds or (2_000 if args.quick else 40_000)
     results = []
+    shares: dict[Callable[[], Case], float] = {}
     for make in CASES:
         case = make()
+        shares[make] = case.round_share
         try:
             results.append(measure(case, rounds))
         finally:
             case.close()
-    print(f"Python {sys.version.split()[0]}, {rounds} rounds per case")
+    fewer = [
+        f"{make.__name__}: {max(1, round(rounds * share))}"
+        for make, share in shares.items()
+        if share != 1.0
+    ]
+    print(f"Python {sys.version.split()[0]}, {rounds} rounds per case"
+          + (f" (fewer for {', '.join(fewer)})" if fewer else ""))  # fmt: skip
     print(table(results))
     by_name = {result.name: result for result in results}
     stubbed = by_name.get("redis GET, in process (round trip stubbed)")

@@ -1,4 +1,5 @@
-"""The client benchmark runs end to end against a private redis-server: every row measured.
+"""The client benchmark runs end to end against a private redis-server and moto's server:
+every row measured.
 
 Timings are never asserted here; they live in benchmarks/README.md.
 """
@@ -23,6 +24,8 @@ ROWS = [
     "redis.asyncio GET, await-only wrapper (reference)",
     "redis GET, in process (round trip stubbed)",
     "SQLAlchemy connect + SELECT 1, SQLite file",
+    "boto3 S3 HeadObject, moto server",
+    "boto3 S3 HeadObject, in process (HTTP stubbed)",
 ]
 
 
