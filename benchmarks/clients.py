@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/clients.py           # full run, about a minute
+    .venv/bin/python benchmarks/clients.py           # full run, about 80 s
     .venv/bin/python benchmarks/clients.py --quick   # smoke run, a few seconds
 
 Each case is one real call against a local server: a redis ``GET`` against a private
