@@ -701,3 +701,59 @@ def test_unknown_option_is_named(registry: BreakerRegistry) -> None:
     with pytest.raises(TypeError, match="enforce_feature"):
         OpenAIBreakerInstrumentor().instrument(registry=registry, enforce_feature=True)
     assert not any(is_wrapped(owner, method) for owner, method in OWNERS)
+
+
+# -- coexistence -----------------------------------------------------------------------------
+
+
+def _successes(registry: BreakerRegistry) -> int:
+    return sum(breaker.calls_by_outcome()[Outcome.SUCCESS] for breaker in registry)
+
+
+@pytest.mark.parametrize("official_first", [True, False])
+@pytest.mark.parametrize("official_leaves_first", [True, False])
+async def test_coexists_with_the_official_openai_instrumentation(
+    registry: BreakerRegistry,
+    client: OpenAI,
+    aclient: AsyncOpenAI,
+    official_first: bool,
+    official_leaves_first: bool,
+) -> None:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    official, ours = OpenAIInstrumentor(), OpenAIBreakerInstrumentor()
+    install = [
+        lambda: official.instrument(tracer_provider=tracer_provider),
+        lambda: ours.instrument(registry=registry),
+    ]
+    for step in install if official_first else install[::-1]:
+        step()
+    try:
+        chat(client)
+        await achat(aclient)
+        client.embeddings.create(model="embed-test", input="hi")
+        assert len(spans.get_finished_spans()) == 3
+        assert _successes(registry) == 3
+
+        first = official if official_leaves_first else ours
+        first.uninstrument()
+        chat(client)
+        await achat(aclient)
+        client.embeddings.create(model="embed-test", input="hi")
+        traced, guarded = len(spans.get_finished_spans()), _successes(registry)
+        if first is official:
+            assert (traced, guarded) == (3, 6)  # tracing gone, breakers stay
+        else:
+            assert (traced, guarded) == (6, 3)  # breakers gone, tracing stays
+    finally:
+        for instrumentor in (official, ours):
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
+    for (owner, method), original in ORIGINALS.items():
+        assert owner.__dict__[method] is original
