@@ -9,6 +9,9 @@ from typing import Any, TypeVar
 
 import pytest
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from brownout import BreakerRegistry
 from brownout.testing import FakeClock, FixedRandom
@@ -32,6 +35,31 @@ def installed(instrumentor: Instrumentor, **defaults: Any) -> Iterator[Callable[
         yield install
     finally:
         instrumentor.uninstrument()
+
+
+@contextlib.contextmanager
+def side_by_side(
+    official: BaseInstrumentor,
+    ours: BaseInstrumentor,
+    *,
+    official_first: bool,
+    tracer_provider: TracerProvider,
+    registry: BreakerRegistry,
+) -> Iterator[None]:
+    """An official OpenTelemetry instrumentation and ours, installed in the order given;
+    whichever is still installed on exit is removed."""
+    steps = [
+        lambda: official.instrument(tracer_provider=tracer_provider),
+        lambda: ours.instrument(registry=registry),
+    ]
+    for step in steps if official_first else steps[::-1]:
+        step()
+    try:
+        yield
+    finally:
+        for instrumentor in (official, ours):
+            if instrumentor.is_instrumented_by_opentelemetry:
+                instrumentor.uninstrument()
 
 
 @pytest.fixture
@@ -67,3 +95,16 @@ def moto_port() -> Iterator[int]:
     server.start()
     yield port
     server.stop()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """The spans an official OpenTelemetry instrumentation finished, for coexistence tests."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer_provider(spans: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return provider

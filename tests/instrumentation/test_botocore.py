@@ -30,6 +30,8 @@ from botocore.exceptions import (
 )
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from brownout.breaker import Breaker, BreakerConfig, BreakerRegistry, BreakerState, Outcome
 from brownout.breaker.errors import CircuitOpenError
@@ -40,6 +42,7 @@ from brownout.instrumentation.botocore import (
 )
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.testing import FakeClock
+from tests.instrumentation.conftest import side_by_side
 from tests.instrumentation.exposure import everything_shown, label_values
 from tests.instrumentation.faultproxy import FaultProxy
 
@@ -454,24 +457,20 @@ def test_a_client_outlives_an_installation(proxy: FaultProxy) -> None:
 @pytest.mark.parametrize("official_first", [True, False])
 @pytest.mark.parametrize("official_leaves_first", [True, False])
 def test_coexists_with_the_official_botocore_instrumentation(
-    registry: BreakerRegistry, proxy: FaultProxy, official_first: bool, official_leaves_first: bool
+    registry: BreakerRegistry,
+    proxy: FaultProxy,
+    spans: InMemorySpanExporter,
+    tracer_provider: TracerProvider,
+    official_first: bool,
+    official_leaves_first: bool,
 ) -> None:
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     official, ours = BotocoreInstrumentor(), BotocoreBreakerInstrumentor()
-    install = [
-        lambda: official.instrument(tracer_provider=tracer_provider),
-        lambda: ours.instrument(registry=registry),
-    ]
-    for step in install if official_first else install[::-1]:
-        step()
-    try:
+    with side_by_side(
+        official, ours, official_first=official_first, tracer_provider=tracer_provider,
+        registry=registry,
+    ):  # fmt: skip
         s3 = client("s3", proxy.port)
         s3.list_buckets()
         assert [span.name for span in spans.get_finished_spans()] == ["S3.ListBuckets"]
@@ -486,8 +485,4 @@ def test_coexists_with_the_official_botocore_instrumentation(
             assert (spans_now, successes) == (1, 2)
         else:
             assert (spans_now, successes) == (2, 1)
-    finally:
-        for instrumentor in (official, ours):
-            if instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.uninstrument()
     assert BaseClient.__dict__["_make_api_call"] is ORIGINAL_MAKE_API_CALL

@@ -12,7 +12,6 @@ import sqlalchemy
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -24,18 +23,6 @@ from brownout.instrumentation.redis import RedisBreakerInstrumentor, redis_targe
 from brownout.instrumentation.sqlalchemy import SQLAlchemyBreakerInstrumentor, engine_target
 from brownout.instrumentation.wrapping import is_wrapped
 from tests.servers import RedisServer
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture
-def tracer_provider(spans: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    return provider
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from brownout.breaker import Breaker, BreakerConfig, BreakerRegistry, BreakerState, Outcome
 from brownout.breaker.errors import CircuitOpenError
@@ -40,6 +42,7 @@ from brownout.instrumentation.openai import (
 from brownout.instrumentation.wrapping import is_wrapped
 from brownout.levels import Level
 from brownout.testing import FakeClock
+from tests.instrumentation.conftest import side_by_side
 from tests.instrumentation.exposure import everything_shown, label_values
 from tests.servers import free_port
 
@@ -716,25 +719,18 @@ async def test_coexists_with_the_official_openai_instrumentation(
     registry: BreakerRegistry,
     client: OpenAI,
     aclient: AsyncOpenAI,
+    spans: InMemorySpanExporter,
+    tracer_provider: TracerProvider,
     official_first: bool,
     official_leaves_first: bool,
 ) -> None:
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     official, ours = OpenAIInstrumentor(), OpenAIBreakerInstrumentor()
-    install = [
-        lambda: official.instrument(tracer_provider=tracer_provider),
-        lambda: ours.instrument(registry=registry),
-    ]
-    for step in install if official_first else install[::-1]:
-        step()
-    try:
+    with side_by_side(
+        official, ours, official_first=official_first, tracer_provider=tracer_provider,
+        registry=registry,
+    ):  # fmt: skip
         chat(client)
         await achat(aclient)
         client.embeddings.create(model="embed-test", input="hi")
@@ -751,9 +747,5 @@ async def test_coexists_with_the_official_openai_instrumentation(
             assert (traced, guarded) == (3, 6)  # tracing gone, breakers stay
         else:
             assert (traced, guarded) == (6, 3)  # breakers gone, tracing stays
-    finally:
-        for instrumentor in (official, ours):
-            if instrumentor.is_instrumented_by_opentelemetry:
-                instrumentor.uninstrument()
     for (owner, method), original in ORIGINALS.items():
         assert owner.__dict__[method] is original
