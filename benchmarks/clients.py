@@ -89,6 +89,7 @@ class Result:
     instrumented_us: float
     added_us: float
     target_percent: float | None
+    rounds: int
 
     @property
     def added_percent(self) -> float:
@@ -461,6 +462,7 @@ def measure(case: Case, rounds: int, seed: int = 0) -> Result:
         instrumented_us=statistics.median(instrumented) / 1000,
         added_us=added / 1000,
         target_percent=case.target_percent,
+        rounds=rounds,
     )
 
 
@@ -565,21 +567,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be positive")
     rounds = args.rounds or (2_000 if args.quick else 40_000)
     results = []
-    shares: dict[Callable[[], Case], float] = {}
     for make in CASES:
         case = make()
-        shares[make] = case.round_share
         try:
             results.append(measure(case, rounds))
         finally:
             case.close()
-    fewer = [
-        f"{make.__name__}: {max(1, round(rounds * share))}"
-        for make, share in shares.items()
-        if share != 1.0
-    ]
+    fewer = [f"{result.name}: {result.rounds}" for result in results if result.rounds != rounds]
     print(f"Python {sys.version.split()[0]}, {rounds} rounds per case"
-          + (f" (fewer for {', '.join(fewer)})" if fewer else ""))  # fmt: skip
+          + (f" (fewer for {'; '.join(fewer)})" if fewer else ""))  # fmt: skip
     print(table(results))
     by_name = {result.name: result for result in results}
     stubbed = by_name.get("redis GET, in process (round trip stubbed)")
